@@ -1,0 +1,52 @@
+"""Making the datasets a config names available before its loaders are built."""
+from detectron2.data import MetadataCatalog
+from omegaconf import ListConfig
+
+from ..data import check_dataset_available, register_synthetic_shapes
+
+SYNTHETIC_PREFIX = "synthetic_shapes"
+
+
+def dataset_names(loader_cfg):
+    """Dataset names of a train/test loader config, as a list."""
+    names = loader_cfg.dataset.names
+    return list(names) if isinstance(names, (list, tuple, ListConfig)) else [names]
+
+
+def prepare_datasets(cfg):
+    """Register the embedded dataset if used, and check every other dataset is there.
+
+    Returns the train and test dataset names.
+    """
+    train_names = dataset_names(cfg.dataloader.train)
+    test_names = dataset_names(cfg.dataloader.test)
+    names = train_names + test_names
+    if any(name.startswith(SYNTHETIC_PREFIX) for name in names):
+        register_synthetic_shapes()
+    for name in names:
+        check_dataset_available(name)
+    return train_names, test_names
+
+
+def adapt_model_to_data(cfg, train_names, user_overrides):
+    """Fit the class count and the mask branch to the training data.
+
+    ``model.roi_heads.num_classes`` follows the data's categories unless the user
+    set it; box-only data (no ``segmentation``) turns the mask head off instead of
+    failing on missing masks.
+    """
+    metadata = MetadataCatalog.get(train_names[0])
+    overridden = {o.partition("=")[0] for o in user_overrides}
+    classes = metadata.get("thing_classes", None)
+    roi_heads = cfg.model.get("roi_heads")
+    if roi_heads is None:
+        return
+    if classes and "model.roi_heads.num_classes" not in overridden:
+        roi_heads.num_classes = len(classes)
+    if not metadata.get("has_masks", True) and roi_heads.get("mask_head") is not None:
+        roi_heads.mask_in_features = None
+        roi_heads.mask_pooler = None
+        roi_heads.mask_head = None
+        cfg.dataloader.train.mapper.use_instance_mask = False
+        if "evaluator" in cfg.dataloader and "tasks" not in cfg.dataloader.evaluator:
+            cfg.dataloader.evaluator.tasks = ("bbox",)

@@ -1,0 +1,43 @@
+"""COCO evaluation through faster-coco-eval, with pycocotools as the fallback.
+
+detectron2's ``COCOEvaluator`` has a slot for a fast ``COCOeval`` implementation,
+filled by its compiled ``_C`` extension, which the PyPI build of detectron2 does
+not ship. This evaluator fills that slot with faster-coco-eval's
+``COCOeval_faster`` (same API and AP figures, several times faster) and says so
+in the log; without faster-coco-eval it logs the fallback to pycocotools.
+"""
+import logging
+from unittest import mock
+
+from detectron2.evaluation import COCOEvaluator as D2COCOEvaluator
+from detectron2.evaluation import coco_evaluation
+
+try:
+    from faster_coco_eval import COCOeval_faster
+except ImportError:
+    COCOeval_faster = None
+
+logger = logging.getLogger(__name__)
+
+
+class COCOEvaluator(D2COCOEvaluator):
+    """detectron2's ``COCOEvaluator`` (same arguments) computing AP with faster-coco-eval."""
+
+    def __init__(self, dataset_name, tasks=None, distributed=True, output_dir=None, *, use_fast_impl=True, **kwargs):
+        super().__init__(dataset_name, tasks, distributed, output_dir, use_fast_impl=False, **kwargs)
+        self._cocoeval_fn = COCOeval_faster if use_fast_impl else None
+        if use_fast_impl and COCOeval_faster is None:
+            logger.warning("faster-coco-eval is not installed; falling back to pycocotools' COCOeval.")
+        elif self._cocoeval_fn is not None:
+            logger.info("COCO AP is computed with faster-coco-eval.")
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        if self._cocoeval_fn is None:
+            return super()._eval_predictions(predictions, img_ids)
+        # detectron2 picks its fast implementation from this module attribute.
+        with mock.patch.object(coco_evaluation, "COCOeval_opt", self._cocoeval_fn):
+            self._use_fast_impl = True
+            try:
+                return super()._eval_predictions(predictions, img_ids)
+            finally:
+                self._use_fast_impl = False

@@ -1,0 +1,235 @@
+"""Plain ViT backbone of ViTDet (Li et al., "Exploring Plain Vision Transformer
+Backbones for Object Detection", ECCV 2022).
+
+Constructor arguments and state-dict keys match ``detectron2.modeling.ViT``, so
+detectron2 ViTDet configs work by changing the import, and MAE ``.pth`` / ViTDet
+model-zoo ``.pkl`` files load unchanged. What differs is how it runs: attention
+goes through ``F.scaled_dot_product_attention`` (global blocks never build the
+N x N rel-pos tensor), and activation checkpointing uses ``torch.utils.checkpoint``.
+"""
+import fvcore.nn.weight_init as weight_init
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint
+from detectron2.layers import CNNBlockBase, Conv2d
+from detectron2.modeling import Backbone
+from timm.layers import DropPath, Mlp
+
+from ..layers import Attention, PatchEmbed, get_norm, resize_abs_pos_embed, window_partition, window_unpartition
+
+__all__ = ["ViT", "Block", "ResBottleneckBlock"]
+
+
+class ResBottleneckBlock(CNNBlockBase):
+    """1x1 -> 3x3 -> 1x1 conv bottleneck with LN, added residually after a ViT block
+    ("conv propagation" in the ViTDet paper). The last norm starts at zero so the
+    block starts as the identity.
+
+    Shapes: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(self, in_channels, out_channels, bottleneck_channels, norm="LN", act_layer=nn.GELU):
+        super().__init__(in_channels, out_channels, 1)
+        self.conv1 = Conv2d(in_channels, bottleneck_channels, 1, bias=False)
+        self.norm1 = get_norm(norm, bottleneck_channels)
+        self.act1 = act_layer()
+        self.conv2 = Conv2d(bottleneck_channels, bottleneck_channels, 3, padding=1, bias=False)
+        self.norm2 = get_norm(norm, bottleneck_channels)
+        self.act2 = act_layer()
+        self.conv3 = Conv2d(bottleneck_channels, out_channels, 1, bias=False)
+        self.norm3 = get_norm(norm, out_channels)
+
+        for conv in (self.conv1, self.conv2, self.conv3):
+            weight_init.c2_msra_fill(conv)
+        for norm_layer in (self.norm1, self.norm2):
+            nn.init.ones_(norm_layer.weight)
+            nn.init.zeros_(norm_layer.bias)
+        nn.init.zeros_(self.norm3.weight)
+        nn.init.zeros_(self.norm3.bias)
+
+    def forward(self, x):
+        out = self.act1(self.norm1(self.conv1(x)))
+        out = self.act2(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        return x + out
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with windowed or global attention.
+
+    Shapes: (B, H, W, C) -> (B, H, W, C).
+    """
+
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        drop_path=0.0,
+        norm_layer=nn.LayerNorm,
+        act_layer=nn.GELU,
+        use_rel_pos=False,
+        rel_pos_zero_init=True,
+        window_size=0,
+        use_residual_block=False,
+        input_size=None,
+        rel_pos_mode="auto",
+    ):
+        """
+        Args:
+            window_size (int): side of the attention windows; 0 means global attention.
+            input_size (tuple[int, int]): token grid of a global block; windowed blocks
+                size their rel-pos tables to the window instead.
+            rel_pos_mode (str): see :class:`d2backbones.layers.Attention`.
+            Others as in detectron2's ``Block``.
+        """
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = Attention(
+            dim,
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            use_rel_pos=use_rel_pos,
+            rel_pos_zero_init=rel_pos_zero_init,
+            input_size=input_size if window_size == 0 else (window_size, window_size),
+            rel_pos_mode=rel_pos_mode,
+        )
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer)
+        self.window_size = window_size
+        self.use_residual_block = use_residual_block
+        if use_residual_block:
+            self.residual = ResBottleneckBlock(dim, dim, dim // 2, norm="LN", act_layer=act_layer)
+
+    def forward(self, x):
+        shortcut = x
+        x = self.norm1(x)
+        if self.window_size > 0:
+            hw = x.shape[1:3]
+            windows, padded_hw = window_partition(x, self.window_size)
+            x = window_unpartition(self.attn(windows), self.window_size, padded_hw, hw)
+        else:
+            x = self.attn(x)
+        x = shortcut + self.drop_path(x)
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        if self.use_residual_block:
+            x = self.residual(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x
+
+
+class ViT(Backbone):
+    """Plain ViT with window attention, a few global blocks, and decomposed rel-pos.
+
+    Input (N, in_chans, H, W) with H, W multiples of ``patch_size``; output
+    ``{out_feature: (N, embed_dim, H / patch_size, W / patch_size)}``.
+    """
+
+    def __init__(
+        self,
+        img_size=1024,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        drop_path_rate=0.0,
+        norm_layer=nn.LayerNorm,
+        act_layer=nn.GELU,
+        use_abs_pos=True,
+        use_rel_pos=False,
+        rel_pos_zero_init=True,
+        window_size=0,
+        window_block_indexes=(),
+        residual_block_indexes=(),
+        use_act_checkpoint=False,
+        pretrain_img_size=224,
+        pretrain_use_cls_token=True,
+        out_feature="last_feat",
+        rel_pos_mode="auto",
+    ):
+        """
+        Args:
+            img_size (int): training input size; sizes the global blocks' rel-pos tables.
+            pretrain_img_size (int): input size of pretraining; ``pos_embed`` is kept at
+                that grid (plus a cls slot if ``pretrain_use_cls_token``) so MAE and zoo
+                checkpoints load as they are, and is resized in the forward pass.
+            use_act_checkpoint (bool): recompute each block in the backward pass
+                (less memory, about a third more compute) while training.
+            rel_pos_mode (str): "auto", "fold" or "mask"; see :class:`d2backbones.layers.Attention`.
+            Others as in detectron2's ``ViT``.
+        """
+        super().__init__()
+        self.patch_size = patch_size
+        self.pretrain_use_cls_token = pretrain_use_cls_token
+        self.use_act_checkpoint = use_act_checkpoint
+        self.patch_embed = PatchEmbed(
+            kernel_size=(patch_size, patch_size),
+            stride=(patch_size, patch_size),
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+        )
+        if use_abs_pos:
+            grid = pretrain_img_size // patch_size
+            num_positions = grid * grid + int(pretrain_use_cls_token)
+            self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, embed_dim))
+        else:
+            self.pos_embed = None
+
+        drop_path_rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        token_grid = (img_size // patch_size, img_size // patch_size)
+        self.blocks = nn.ModuleList(
+            Block(
+                dim=embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                drop_path=drop_path_rates[i],
+                norm_layer=norm_layer,
+                act_layer=act_layer,
+                use_rel_pos=use_rel_pos,
+                rel_pos_zero_init=rel_pos_zero_init,
+                window_size=window_size if i in window_block_indexes else 0,
+                use_residual_block=i in residual_block_indexes,
+                input_size=token_grid,
+                rel_pos_mode=rel_pos_mode,
+            )
+            for i in range(depth)
+        )
+
+        self._out_feature_channels = {out_feature: embed_dim}
+        self._out_feature_strides = {out_feature: patch_size}
+        self._out_features = [out_feature]
+
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(_init_vit_weights)
+
+    def forward(self, x):
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(
+                f"ViT input of size {tuple(x.shape[-2:])} is not a multiple of patch_size="
+                f"{self.patch_size}; pad it (the pyramid's padding_constraints do this in a detector)"
+            )
+        x = self.patch_embed(x)
+        if self.pos_embed is not None:
+            x = x + resize_abs_pos_embed(self.pos_embed, self.pretrain_use_cls_token, x.shape[1:3])
+        for block in self.blocks:
+            if self.use_act_checkpoint and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return {self._out_features[0]: x.permute(0, 3, 1, 2)}
+
+
+def _init_vit_weights(module):
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,212 @@
+"""Every LazyConfig under configs/ (configs/common/ excepted) loads, builds a
+detector that runs, and has an optimizer and lr schedule that instantiate.
+
+Configs are found by glob, so a new one is covered without touching this file.
+Full-size models would not fit the test budget, so ViTs are shrunk first; the
+full-size ViTDet backbones are checked on the meta device against detectron2's.
+"""
+import contextlib
+import math
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from detectron2.config import LazyConfig, instantiate
+from detectron2.modeling import SimpleFeaturePyramid as D2SimpleFeaturePyramid
+from detectron2.modeling import ViT as D2ViT
+from omegaconf import DictConfig, ListConfig
+
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(
+    path for path in CONFIG_ROOT.rglob("*.py") if path.relative_to(CONFIG_ROOT).parts[0] != "common"
+)
+CONFIG_IDS = [str(path.relative_to(CONFIG_ROOT)) for path in CONFIGS]
+VITDET = CONFIG_ROOT / "ViTDet" / "COCO"
+
+# Test inputs are at most this big; larger input settings are cut down to it.
+TEST_SIZE = 128
+# ViTs with more than this depth x width (the demo's 4 x 128) are cut to TINY_VIT.
+MAX_TEST_VIT = 4 * 128
+TINY_VIT = dict(embed_dim=64, depth=2, num_heads=2)
+# RoI heads dominate a small-image forward pass: 1000 proposals through a 4conv1fc
+# head, three times in a cascade, take tens of seconds on 2 CPU cores.
+TEST_PROPOSALS = 50
+
+
+def _nodes(node):
+    """All dict nodes of a config tree, ``node`` included."""
+    if isinstance(node, DictConfig):
+        yield node
+        children = node.values()
+    elif isinstance(node, ListConfig):
+        children = node
+    else:
+        return
+    for child in children:
+        yield from _nodes(child)
+
+
+def shrink_model(model_cfg):
+    """Cut ``model_cfg`` to test size; returns the side of the largest input it takes.
+
+    Big ViTs become TINY_VIT, input sizes (``img_size``, ``square_pad``) at most
+    TEST_SIZE, proposals per image at most TEST_PROPOSALS. A ViT is any node with
+    integer ``embed_dim``, ``depth`` and ``num_heads``; only keys a node already
+    has are changed, so any ViT-like target works.
+    """
+    input_size = TEST_SIZE
+    for node in _nodes(model_cfg):
+        is_vit = all(isinstance(node.get(key), int) for key in TINY_VIT)
+        if is_vit and node.depth * node.embed_dim > MAX_TEST_VIT:
+            node.update(TINY_VIT)
+            if "residual_block_indexes" in node:
+                node.residual_block_indexes = [i for i in node.residual_block_indexes if i < node.depth]
+            # One windowed block and one global block, so both attention paths run.
+            if "window_block_indexes" in node:
+                node.window_block_indexes = [0]
+        for key in ("img_size", "square_pad"):
+            if isinstance(node.get(key), int) and node[key] > TEST_SIZE:
+                node[key] = TEST_SIZE
+        # Images larger than the square they are padded to would be cropped.
+        if node.get("square_pad"):
+            input_size = min(input_size, node.square_pad)
+        for key, cap in (("pre_nms_topk", 4 * TEST_PROPOSALS), ("post_nms_topk", TEST_PROPOSALS)):
+            if key in node:
+                node[key] = [min(k, cap) for k in node[key]]
+    return input_size
+
+
+def load(path):
+    cfg = LazyConfig.load(str(path))
+    for key in ("model", "dataloader", "optimizer", "lr_multiplier", "train"):
+        assert key in cfg, f"{path.name} has no `{key}`"
+    return cfg
+
+
+_tiny_models = {}
+
+
+def tiny_model(path):
+    """The shrunk model of a config in eval mode and its largest input side (built once)."""
+    if path not in _tiny_models:
+        model_cfg = load(path).model
+        input_size = shrink_model(model_cfg)
+        torch.manual_seed(0)
+        _tiny_models[path] = instantiate(model_cfg).eval(), input_size
+    return _tiny_models[path]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_model_runs(path):
+    model, size = tiny_model(path)
+    # Not square and not a multiple of the strides, so padding is exercised.
+    height, width = size - size // 4 - 4, size - size // 8 - 4
+    image = torch.randint(0, 255, (3, height, width)).float()
+    with torch.no_grad():
+        (output,) = model([{"image": image, "height": height, "width": width}])
+    assert "instances" in output
+    assert output["instances"].image_size == (height, width)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_optimizer_instantiates(path):
+    cfg = load(path)
+    model, _ = tiny_model(path)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    in_groups = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(in_groups) == sorted(trainable)
+    base_lr = cfg.optimizer.lr
+    assert all(0 < group["lr"] <= base_lr for group in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_lr_multiplier(path):
+    cfg = load(path)
+    max_iter = cfg.train.max_iter
+    scheduler = cfg.lr_multiplier.get("scheduler", {})
+    if "num_updates" in scheduler:
+        assert scheduler.num_updates == max_iter
+    multiplier = instantiate(cfg.lr_multiplier)
+    first, last = multiplier(0.0), multiplier((max_iter - 1) / max_iter)
+    if path.relative_to(CONFIG_ROOT).parts[0] == "demo":
+        assert 0 < first and 0 < last
+    else:
+        assert first == pytest.approx(0.001)
+        assert last == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_mappers_instantiate(path):
+    dataloader = load(path).dataloader
+    for split in ("train", "test"):
+        assert instantiate(dataloader[split].mapper) is not None
+
+
+@contextlib.contextmanager
+def meta_device():
+    """Build modules without allocating or initializing weights.
+
+    Both ViTs read their drop-path rates back from ``torch.linspace(...).tolist()``,
+    which a meta tensor cannot do, so that one call stays on the CPU.
+    """
+    linspace = torch.linspace
+    with torch.device("meta"), mock.patch.object(
+        torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"})
+    ):
+        yield
+
+
+def _d2_equivalent(backbone_cfg):
+    """detectron2's ViT + SimpleFeaturePyramid config with the same arguments."""
+    d2_cfg = backbone_cfg.copy()
+    d2_cfg._target_ = D2SimpleFeaturePyramid
+    d2_cfg.net._target_ = D2ViT
+    d2_cfg.net.pop("rel_pos_mode", None)
+    return d2_cfg
+
+
+def _num_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    "name", ["mask_rcnn_vitdet_b_100ep", "mask_rcnn_vitdet_l_100ep", "mask_rcnn_vitdet_h_75ep"]
+)
+def test_full_size_backbone_matches_detectron2(name):
+    backbone_cfg = load(VITDET / f"{name}.py").model.backbone
+    with meta_device():
+        ours = instantiate(backbone_cfg)
+        theirs = instantiate(_d2_equivalent(backbone_cfg))
+    # Same keys and shapes: detectron2's ViTDet checkpoints load into ours as they are.
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
+    assert _num_params(ours.net) == _num_params(theirs.net)
+    assert _num_params(ours) == _num_params(theirs)
+
+
+def test_vit_b_size():
+    """ViT-B/16 without cls token and head, plus ViTDet's rel-pos tables: ~85.8M."""
+    with meta_device():
+        net = instantiate(load(VITDET / "mask_rcnn_vitdet_b_100ep.py").model.backbone.net)
+    assert math.isclose(_num_params(net), 85.8e6, rel_tol=0.01)
+
+
+@pytest.mark.parametrize(
+    "name, max_iter, milestones",
+    [
+        ("mask_rcnn_vitdet_b_100ep", 184375, [163889, 177546]),
+        ("cascade_mask_rcnn_vitdet_l_100ep", 184375, [163889, 177546]),
+        # detectron2's ViTDet-H: the 100-epoch numbers times 3 // 4.
+        ("mask_rcnn_vitdet_h_75ep", 138281, [122916, 133159]),
+        ("cascade_mask_rcnn_vitdet_h_75ep", 138281, [122916, 133159]),
+    ],
+)
+def test_vitdet_schedule(name, max_iter, milestones):
+    cfg = load(VITDET / f"{name}.py")
+    assert cfg.train.max_iter == max_iter
+    assert list(cfg.lr_multiplier.scheduler.milestones) == milestones
+    assert cfg.lr_multiplier.warmup_length * max_iter == pytest.approx(250)

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""``make demo``: train a tiny detector from scratch on the embedded synthetic
+dataset (CPU, about 10 minutes), evaluate it, and write its report:
+
+- ``<output>/metrics.json`` and ``<output>/results.json`` (COCO AP per task),
+- ``<output>/curves.png`` (training loss and validation AP),
+- ``<output>/predictions.png`` (detections on held-out images).
+
+    tools/demo.py --config-file configs/demo/vitdet_tiny.py --output output/demo [key=value ...]
+"""
+import argparse
+import logging
+import os
+import sys
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+
+from d2backbones.engine import cli
+from d2backbones.reports import draw_predictions, plot_training_curves
+
+logger = logging.getLogger("d2backbones")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", default="configs/demo/vitdet_tiny.py")
+    parser.add_argument("--output", default="output/demo")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, key=value")
+    return parser.parse_args()
+
+
+def main():
+    options = parse_args()
+    train_args = cli.build_parser().parse_args(
+        ["--config-file", options.config_file, f"train.output_dir={options.output}", *options.opts]
+    )
+    try:
+        cfg = cli.setup(train_args)
+    except cli.INPUT_ERRORS as error:
+        sys.exit(f"error: {error.args[0] if error.args else error}")
+    results = cli.main(train_args)
+
+    model = instantiate(cfg.model).to(cfg.train.device)
+    DetectionCheckpointer(model).load(os.path.join(options.output, "model_final.pth"))
+    curves = plot_training_curves(
+        os.path.join(options.output, "metrics.json"),
+        os.path.join(options.output, "curves.png"),
+        title=os.path.basename(options.config_file),
+    )
+    test_name = cfg.dataloader.test.dataset.names
+    predictions = draw_predictions(
+        model, test_name, os.path.join(options.output, "predictions.png"), input_format=cfg.model.input_format
+    )
+    summary = ", ".join(f"{task} AP {m['AP']:.1f} / AP50 {m['AP50']:.1f}" for task, m in results.items())
+    print(f"\n{os.path.basename(options.config_file)}: {summary}")
+    print(f"wrote {curves}, {predictions}, {options.output}/metrics.json, {options.output}/results.json")
+
+
+if __name__ == "__main__":
+    main()
