@@ -79,7 +79,9 @@ def test_faster_coco_eval_matches_pycocotools(val_records):
     for task in ("bbox", "segm"):
         assert 10.0 < ours[task]["AP"] < 95.0, ours[task]
         for metric, value in official[task].items():
-            assert ours[task][metric] == pytest.approx(value, abs=1e-2), (task, metric)
+            # 1e-2 on detectron2's 0-100 scale is 1e-4 in COCO units. APl is NaN for both:
+            # no object of the 128-px images is "large" (> 96^2 px).
+            assert ours[task][metric] == pytest.approx(value, abs=1e-2, nan_ok=True), (task, metric)
 
 
 def test_uses_faster_coco_eval_and_logs_it(caplog):

@@ -55,32 +55,30 @@ def test_short_training_run_lowers_the_loss(tiny_shapes, tmp_path):
     assert os.path.isfile(tmp_path / "model_final.pth")
 
 
-def test_num_classes_follow_the_json_and_box_only_data_trains(box_only_shapes, tiny_shapes, tmp_path):
-    args = cli.build_parser().parse_args(
-        [
-            "--config-file", DEMO_CONFIG,
-            *dataset_flags("boxes_only", box_only_shapes),
-            "dataloader.train.dataset.names=boxes_only",
-            "dataloader.test.dataset.names=boxes_only",
-            "model.roi_heads.num_classes=9",  # the json has 6, but the user's choice wins
-            f"train.output_dir={tmp_path}",
-            "train.max_iter=2",
-            "dataloader.train.total_batch_size=2",
-            "dataloader.train.num_workers=0",
-            "dataloader.test.num_workers=0",
-        ]
-    )
+def test_num_classes_follow_the_json_and_box_only_data_trains(box_only_shapes, tmp_path):
+    argv = [
+        "--config-file", DEMO_CONFIG,
+        *dataset_flags("boxes_only", box_only_shapes),
+        "dataloader.train.dataset.names=boxes_only",
+        "dataloader.test.dataset.names=boxes_only",
+        f"train.output_dir={tmp_path}",
+        "train.max_iter=2",
+        "dataloader.train.total_batch_size=2",
+        "dataloader.train.num_workers=0",
+        "dataloader.test.num_workers=0",
+    ]
+    # The user's choice wins over the json's 6 categories.
+    assert cli.setup(cli.build_parser().parse_args(argv + ["model.roi_heads.num_classes=9"])).model.roi_heads.num_classes == 9
+
+    args = cli.build_parser().parse_args(argv)
     cfg = cli.setup(args)
-    assert cfg.model.roi_heads.num_classes == 9
+    assert cfg.model.roi_heads.num_classes == 6
     assert cfg.model.roi_heads.mask_head is None
     results = cli.main(args)
     assert set(results) == {"bbox"}
     model_keys = torch.load(tmp_path / "model_final.pth", weights_only=False)["model"]
     assert not any(key.startswith("roi_heads.mask_head") for key in model_keys)
-    assert model_keys["roi_heads.box_predictor.cls_score.weight"].shape[0] == 9 + 1
-
-    args.opts = [o for o in args.opts if not o.startswith("model.roi_heads.num_classes")]
-    assert cli.setup(args).model.roi_heads.num_classes == 6
+    assert model_keys["roi_heads.box_predictor.cls_score.weight"].shape[0] == 6 + 1
 
 
 def test_eval_only_reloads_the_trained_weights(tiny_shapes, tmp_path):

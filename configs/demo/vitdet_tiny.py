@@ -8,11 +8,11 @@ rel-pos, simple feature pyramid with LN, 2-conv RPN), shrunk to 128 px inputs:
 |---------------|----------------------------|-----------------------------------|
 | input         | LSJ 1024, scale 0.1-2.0    | 128 px, scale 0.8-1.25, flip      |
 | ViT           | patch 16, 768 x 12, win 14 | patch 8, 128 x 4, win 8           |
-| global blocks | 2, 5, 8, 11                | 1, 3                              |
+| global blocks | 2, 5, 8, 11                | 1, 3 (+ conv residual blocks)     |
 | pyramid       | P2-P6, 256 ch              | P2-P4 (stride 4-16), 64 ch        |
-| box head      | 4conv1fc, 512 RoIs/img     | 2fc (256), 64 RoIs/img            |
+| box head      | 4conv1fc, 512 RoIs/img     | 2fc (256), 64 RoIs/img, 50% fg    |
 | mask head     | 4conv, 256 ch              | 1conv, 64 ch                      |
-| optimiser     | AdamW 1e-4, step, 100 ep   | AdamW 2e-3, cosine, ~700 iters    |
+| optimiser     | AdamW 1e-4, step, 100 ep   | AdamW 1e-3, cosine, 500 iters     |
 """
 from functools import partial
 
@@ -55,6 +55,9 @@ model.backbone = L(SimpleFeaturePyramid)(
         qkv_bias=True,
         norm_layer=partial(nn.LayerNorm, eps=1e-6),
         window_block_indexes=[0, 2],
+        # ViTDet's conv "residual" blocks: locality that a ViT trained from scratch
+        # for minutes has not learned yet (measured: +1 AP at 250 iterations).
+        residual_block_indexes=[1, 3],
         use_rel_pos=True,
         pretrain_img_size=IMAGE_SIZE,
         pretrain_use_cls_token=False,
@@ -80,6 +83,8 @@ model.proposal_generator.pre_nms_topk = (600, 500)
 model.proposal_generator.post_nms_topk = (300, 300)
 model.roi_heads.num_classes = len(SYNTHETIC_CLASSES)
 model.roi_heads.batch_size_per_image = 64
+# Half the RoIs foreground (COCO recipes: a quarter), so the classifier sees shapes sooner.
+model.roi_heads.positive_fraction = 0.5
 model.roi_heads.box_in_features = levels
 model.roi_heads.box_pooler.scales = pooler_scales
 # One bilinear sample per bin: torchvision's CPU ROIAlign backward is the costliest op here.
@@ -135,7 +140,7 @@ train.seed = 42
 train.device = "cpu"
 train.output_dir = "output/demo"
 
-optimizer.lr = 2e-3
+optimizer.lr = 1e-3
 optimizer.weight_decay = 0.05
 lr_multiplier = L(WarmupParamScheduler)(
     scheduler=L(CosineParamScheduler)(start_value=1.0, end_value=0.02),

@@ -8,7 +8,7 @@ from PIL import Image
 
 
 @torch.no_grad()
-def draw_predictions(model, dataset_name, png_path, num_images=6, score_threshold=0.5, input_format="RGB", scale=2.0):
+def draw_predictions(model, dataset_name, png_path, num_images=6, score_threshold=0.3, input_format="RGB", scale=2.0):
     """Run ``model`` on the first ``num_images`` of ``dataset_name`` and save a grid PNG.
 
     Each tile shows the detections above ``score_threshold`` (boxes, masks, labels).
