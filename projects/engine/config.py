@@ -4,7 +4,7 @@ import inspect
 import os
 
 from detectron2.config import LazyConfig
-from hydra.utils import _locate
+from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig
 
 from .errors import UsageError
@@ -69,7 +69,7 @@ def _target_accepts(node, argument):
     if target is None:
         return False
     if isinstance(target, str):
-        target = _locate(target)
+        target = locate(target)
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):
