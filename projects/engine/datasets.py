@@ -48,7 +48,7 @@ def adapt_model_to_data(cfg, train_names, user_overrides):
         roi_heads.mask_pooler = None
         roi_heads.mask_head = None
         cfg.dataloader.train.mapper.use_instance_mask = False
-        # Boxes can only be recomputed from masks after cropping.
+        # recompute_boxes derives the cropped boxes from the masks, which box-only data lacks.
         cfg.dataloader.train.mapper.recompute_boxes = False
         if "evaluator" in cfg.dataloader and "tasks" not in cfg.dataloader.evaluator:
             cfg.dataloader.evaluator.tasks = ("bbox",)
