@@ -9,7 +9,9 @@ import torch
 from conftest import DEMO_CONFIG, dataset_flags
 from detectron2.checkpoint import DetectionCheckpointer
 
+from d2backbones.data import SYNTHETIC_CLASSES
 from d2backbones.engine import cli
+from d2backbones.engine.reproducibility import weights_fingerprint
 
 TRAIN_NET = os.path.join(os.path.dirname(__file__), "..", "tools", "train_net.py")
 
@@ -67,18 +69,18 @@ def test_num_classes_follow_the_json_and_box_only_data_trains(box_only_shapes, t
         "dataloader.train.num_workers=0",
         "dataloader.test.num_workers=0",
     ]
-    # The user's choice wins over the json's 6 categories.
+    # The user's choice wins over the json's categories.
     assert cli.setup(cli.build_parser().parse_args(argv + ["model.roi_heads.num_classes=9"])).model.roi_heads.num_classes == 9
 
     args = cli.build_parser().parse_args(argv)
     cfg = cli.setup(args)
-    assert cfg.model.roi_heads.num_classes == 6
+    assert cfg.model.roi_heads.num_classes == len(SYNTHETIC_CLASSES)
     assert cfg.model.roi_heads.mask_head is None
     results = cli.main(args)
     assert set(results) == {"bbox"}
     model_keys = torch.load(tmp_path / "model_final.pth", weights_only=False)["model"]
     assert not any(key.startswith("roi_heads.mask_head") for key in model_keys)
-    assert model_keys["roi_heads.box_predictor.cls_score.weight"].shape[0] == 6 + 1
+    assert model_keys["roi_heads.box_predictor.cls_score.weight"].shape[0] == len(SYNTHETIC_CLASSES) + 1
 
 
 def test_eval_only_reloads_the_trained_weights(tiny_shapes, tmp_path):
@@ -110,6 +112,9 @@ def test_two_process_gloo_ddp_run(tiny_shapes, tmp_path):
     assert iterations[-1] == 2
     checkpoint = DetectionCheckpointer(torch.nn.Module(), str(tmp_path))
     assert checkpoint.get_checkpoint_file().endswith("model_final.pth")
+    # Both ranks end with the weights rank 0 saved.
+    final_weights = torch.load(tmp_path / "model_final.pth", weights_only=False)["model"]
+    assert f"Weights identical on all 2 ranks (sha256 {weights_fingerprint(final_weights)})" in completed.stdout
 
 
 def run_cli_expecting_error(argv, capsys):

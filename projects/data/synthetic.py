@@ -31,10 +31,13 @@ __all__ = [
     "register_synthetic_shapes",
 ]
 
-SYNTHETIC_CLASSES = ("circle", "ellipse", "triangle", "square", "star", "cross")
+# Four classes, as in the reference 10-minute measurement the demo is held against
+# (detectron2's ViTDet on 4-class synthetic shapes). With ellipse and cross added, the
+# tiny ViTDet reached 30% less AP in the same time.
+SYNTHETIC_CLASSES = ("circle", "triangle", "square", "star")
 
 # Bump whenever the generator's output changes, so stale caches are never reused.
-DATASET_VERSION = "synthetic_shapes_v1"
+DATASET_VERSION = "synthetic_shapes_v2"
 
 # name -> (number of images, seed); seeds differ so val never repeats a train image.
 DEFAULT_SPLITS = {"train": (2000, 0), "val": (300, 1)}
@@ -76,30 +79,16 @@ def _star_outline():
     return outline
 
 
-def _cross_outline():
-    w = 0.3  # half-width of an arm, relative to the arm's length
-    # The four arms are the same three corners turned by multiples of 90 degrees.
-    arm = np.array([[1, -w], [1, w], [w, w]])
-    quarter_turn = np.array([[0, -1], [1, 0]])
-    outline = np.concatenate([arm @ np.linalg.matrix_power(quarter_turn, k).T for k in range(4)])
-    return outline / np.hypot(1, w)
-
-
-def _unit_outline(class_name, rng):
+def _unit_outline(class_name):
     """Outline of a shape centred at 0 with circumradius 1, before rotation."""
     if class_name == "circle":
         return _regular_polygon(64)
-    if class_name == "ellipse":
-        # Aspect well below 1 so ellipses never pass for circles.
-        return _regular_polygon(64) * np.array([1.0, rng.uniform(0.35, 0.6)])
     if class_name == "triangle":
         return _regular_polygon(3)
     if class_name == "square":
         return _regular_polygon(4, phase=np.pi / 4)
     if class_name == "star":
         return _star_outline()
-    if class_name == "cross":
-        return _cross_outline()
     raise ValueError(f"Unknown synthetic shape class: {class_name!r}")
 
 
@@ -110,7 +99,7 @@ def _shape_mask(class_name, rng, image_size):
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     # Centres keep the circumscribed circle inside the image: shapes are never cut off.
     center = rng.uniform(radius, image_size - radius, size=2)
-    outline = _unit_outline(class_name, rng) @ rotation.T * radius + center
+    outline = _unit_outline(class_name) @ rotation.T * radius + center
     # Pixel (x, y) covers [x, x+1) x [y, y+1) but cv2 puts pixel centres on integers.
     points = np.round((outline - 0.5) * (1 << _DRAW_SHIFT)).astype(np.int32)
     mask = np.zeros((image_size, image_size), dtype=np.uint8)
