@@ -39,7 +39,7 @@ def main():
         cfg = cli.setup(train_args)
     except cli.INPUT_ERRORS as error:
         sys.exit(f"error: {error.args[0] if error.args else error}")
-    results = cli.main(train_args)
+    results = cli.main(train_args, cfg)
 
     model = instantiate(cfg.model).to(cfg.train.device)
     DetectionCheckpointer(model).load(os.path.join(options.output, "model_final.pth"))

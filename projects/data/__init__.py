@@ -1,7 +1,11 @@
 """Datasets: a synthetic default that needs no download, the user's own COCO
-json, and early checks for detectron2's builtin COCO / LVIS splits."""
+json, early checks for detectron2's builtin COCO / LVIS splits, and loading that
+survives bad files and resumes exactly."""
 
 from .builtin_check import check_dataset_available
+from .coco_checks import clean_dataset_dicts, validate_coco
+from .resumable_loader import BadDataReport, ResumableTrainLoader, build_resumable_train_loader
+from .robust_images import BadImageError, RobustDatasetMapper, read_image_any_depth
 from .synthetic import (
     SYNTHETIC_CLASSES,
     default_datasets_root,
@@ -12,11 +16,19 @@ from .user_datasets import num_classes_from_json, parse_dataset_spec, register_u
 
 __all__ = [
     "SYNTHETIC_CLASSES",
+    "BadDataReport",
+    "BadImageError",
+    "ResumableTrainLoader",
+    "RobustDatasetMapper",
+    "build_resumable_train_loader",
     "check_dataset_available",
+    "clean_dataset_dicts",
     "default_datasets_root",
     "generate_synthetic_shapes",
     "num_classes_from_json",
     "parse_dataset_spec",
+    "read_image_any_depth",
     "register_synthetic_shapes",
     "register_user_dataset",
+    "validate_coco",
 ]

@@ -11,6 +11,8 @@ import re
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from .coco_checks import clean_dataset_dicts, validate_coco
+
 __all__ = ["num_classes_from_json", "parse_dataset_spec", "register_user_dataset"]
 
 _SPEC_FORM = "NAME=ANNOTATIONS.json:IMAGE_DIR"
@@ -72,6 +74,7 @@ def _read_coco_json(json_path):
         )
     if not isinstance(coco.get("annotations", []), list):
         raise ValueError(f"COCO annotations {json_path!r}: 'annotations' is not a list")
+    validate_coco(coco, json_path)
     return coco
 
 
@@ -111,7 +114,7 @@ def register_user_dataset(name, json_path, image_dir):
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     has_masks = any(a.get("segmentation") for a in coco.get("annotations", []))
 
-    DatasetCatalog.register(name, lambda: load_coco_json(json_path, image_dir, name))
+    DatasetCatalog.register(name, lambda: clean_dataset_dicts(load_coco_json(json_path, image_dir, name), name))
     MetadataCatalog.get(name).set(
         thing_classes=[c["name"] for c in categories],
         # Set now rather than when the data is first loaded, so an evaluator

@@ -1,21 +1,25 @@
-"""Command line of ``tools/train_net.py``: detectron2's flags plus ``--dataset``."""
+"""Command line of ``tools/train_net.py``: detectron2's flags plus ``--dataset`` and ``--strict-data``."""
 import logging
 import sys
 import time
 
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..data import parse_dataset_spec, register_user_dataset
+from ..data.robust_images import BadImageError
 from .config import load_config
 from .datasets import adapt_model_to_data, prepare_datasets
-from .errors import UsageError
+from .errors import TrainingStopped, UsageError
 from .train_loop import do_eval_only, do_train, resolve_device, write_results
 
 logger = logging.getLogger("d2backbones")
 
 # Errors from reading the user's input: shown as one line, not a traceback.
 INPUT_ERRORS = (UsageError, ValueError, FileNotFoundError, KeyError)
+# Training that stops on purpose: one line on stderr and exit status 1.
+STOP_ERRORS = (TrainingStopped, BadImageError)
 
 
 def build_parser():
@@ -30,49 +34,79 @@ def build_parser():
         help="register a COCO-format dataset under NAME (repeatable); select it with "
         "dataloader.train.dataset.names=NAME / dataloader.test.dataset.names=NAME",
     )
+    parser.add_argument(
+        "--strict-data",
+        action="store_true",
+        help="stop at the first unreadable image instead of skipping it (same as train.strict_data=True)",
+    )
     return parser
+
+
+def register_datasets(args, cfg=None):
+    """Register the ``--dataset`` datasets, and the embedded one if ``cfg`` uses it.
+
+    Returns the train and test dataset names of ``cfg`` (None without one)."""
+    for spec in args.dataset:
+        register_user_dataset(*parse_dataset_spec(spec))
+    return prepare_datasets(cfg) if cfg is not None else None
 
 
 def setup(args):
     """Register datasets, load the config with its overrides, and fit it to the data."""
-    for spec in args.dataset:
-        register_user_dataset(*parse_dataset_spec(spec))
+    register_datasets(args)
     cfg = load_config(args.config_file, args.opts)
+    if getattr(args, "strict_data", False):
+        cfg.train.strict_data = True
     train_names, _ = prepare_datasets(cfg)
     adapt_model_to_data(cfg, train_names, args.opts)
     resolve_device(cfg)
     return cfg
 
 
-def main(args):
-    """Per-process entry point (run by ``launch`` in every worker)."""
-    cfg = setup(args)
-    default_setup(cfg, args)
-    start = time.perf_counter()
-    if args.eval_only:
-        results = do_eval_only(cfg)
+def main(args, cfg=None):
+    """Per-process entry point (run by ``launch`` in every worker).
+
+    ``cfg`` is the config :func:`setup` made in the launching process; a worker
+    process then only registers the datasets it names. Without one, set up here.
+    """
+    if cfg is None:
+        cfg = setup(args)
     else:
-        results = do_train(cfg, resume=args.resume)
+        register_datasets(args, cfg)
+    default_setup(cfg, args)
+    # This package's messages (resume, skipped images, weight checks) beside detectron2's.
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="d2backbones", abbrev_name="d2b")
+    start = time.perf_counter()
+    try:
+        results = do_eval_only(cfg) if args.eval_only else do_train(cfg, resume=args.resume)
+    except STOP_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     if comm.is_main_process() and results:
         path = write_results(cfg, results, args.config_file, time.perf_counter() - start)
         logger.info("Results written to %s", path)
     return results
 
 
-def run(argv=None):
-    """Parse ``argv``, check the input up front, then launch one process per GPU."""
-    args = build_parser().parse_args(argv)
+def setup_or_exit(args):
+    """:func:`setup`, with bad input reported as one line on stderr (exit status 2)."""
     try:
-        setup(args)
+        return setup(args)
     except INPUT_ERRORS as error:
         message = error.args[0] if error.args else str(error)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def run(argv=None):
+    """Parse ``argv``, check the input up front, then launch one process per GPU."""
+    args = build_parser().parse_args(argv)
+    cfg = setup_or_exit(args)
     launch(
         main,
         args.num_gpus,
         num_machines=args.num_machines,
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
-        args=(args,),
+        args=(args, cfg),
     )

@@ -1,15 +1,37 @@
-"""Loading a LazyConfig and applying ``key=value`` overrides with clear errors."""
+"""Loading a LazyConfig and applying ``key=value`` overrides with clear errors.
+
+Override values follow detectron2's syntax (hydra's grammar when hydra is
+installed, else python literals); a value neither can parse is taken as the
+plain string, so ``train.output_dir=runs/a=b`` works. A value must fit the type
+the config has there (an ``int`` where an int is, a number where a float is, a
+bool where a bool is, a section where a section is).
+"""
+import ast
 import difflib
+import functools
 import inspect
 import os
 
 from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UsageError
 
+try:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+except ImportError:
+    OverridesParser = None
+
 REQUIRED_SECTIONS = ("model", "dataloader", "optimizer", "lr_multiplier", "train")
+# Engine settings a config may leave out; present here so that they can be overridden.
+ENGINE_TRAIN_DEFAULTS = {
+    # "stop": a NaN/Inf loss ends training with a message; "skip": the step is dropped and counted.
+    "non_finite_loss": "stop",
+    # True: an unreadable image is an error (as --strict-data) instead of being skipped.
+    "strict_data": False,
+}
 
 
 def load_config(path, overrides=()):
@@ -23,17 +45,98 @@ def load_config(path, overrides=()):
     if not os.path.isfile(path):
         raise UsageError(f"config file not found: {path} (pass --config-file configs/<Family>/<dataset>/<cfg>.py)")
     if not path.endswith(".py"):
-        raise UsageError(f"{path} is not a LazyConfig: pass a python config file (configs/**/*.py)")
-    cfg = LazyConfig.load(path)
+        raise UsageError(
+            f"{path} is not a LazyConfig: pass a python config file (configs/**/*.py); "
+            f"detectron2's yacs .yaml configs are not supported"
+        )
+    try:
+        cfg = LazyConfig.load(path)
+    except Exception as error:  # the file is user code: any failure means "not a usable config"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(f"{path} is not a LazyConfig: loading it raised {type(error).__name__}: {first_line}") from error
     missing = [name for name in REQUIRED_SECTIONS if name not in cfg]
     if missing:
         raise UsageError(
             f"{path} is not a training LazyConfig: it defines no {', '.join(missing)} "
             f"(expected top-level {', '.join(REQUIRED_SECTIONS)})"
         )
+    if isinstance(cfg.train, DictConfig):
+        for key, value in ENGINE_TRAIN_DEFAULTS.items():
+            cfg.train.setdefault(key, value)
     for override in overrides:
-        check_override_key(cfg, override)
-    return LazyConfig.apply_overrides(cfg, list(overrides))
+        apply_override(cfg, override)
+    return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def _hydra_parser():
+    return OverridesParser.create()
+
+
+def parse_override_value(text):
+    """The python value of an override's right-hand side; the text itself if it does not parse."""
+    if OverridesParser is not None:
+        try:
+            parsed = _hydra_parser().parse_override(f"key={text}")
+        except Exception:  # hydra raises assorted types on text outside its grammar
+            return text
+        return text if parsed.is_sweep_override() else parsed.value()
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _type_name(value):
+    return "a section" if isinstance(value, (DictConfig, dict)) else f"a {type(value).__name__}"
+
+
+def check_override_value(key, current, value, text):
+    """Raise :class:`UsageError` if ``value`` cannot replace ``current`` at ``key``."""
+    if current is None or isinstance(current, str) and current.startswith("${"):
+        return
+    if isinstance(current, bool):
+        fits = isinstance(value, bool)
+    elif isinstance(current, int):
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float):
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(current, DictConfig):
+        fits = isinstance(value, dict) or value is None
+    else:
+        return
+    if not fits:
+        expected = {bool: "a bool", int: "an int", float: "a number"}.get(type(current), "a section (dict)")
+        now = "" if isinstance(current, DictConfig) else f" (now {current!r})"
+        raise UsageError(f"type mismatch for {key}: it takes {expected}{now}, but {text!r} is {_type_name(value)}")
+
+
+def _current_value(cfg, key):
+    """The value at ``key`` without resolving interpolations; None when unset."""
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, ListConfig):
+            node = node._get_node(int(part))
+        elif isinstance(node, DictConfig) and part in node:
+            node = node._get_node(part)
+        else:
+            return None
+        if not isinstance(node, (DictConfig, ListConfig)):
+            node = node._value()
+    return node
+
+
+def apply_override(cfg, override):
+    """Apply one ``key=value`` override to ``cfg`` in place, after checking the key and the
+    value's type. Any problem raises :class:`UsageError` with one line."""
+    check_override_key(cfg, override)
+    key, _, text = override.partition("=")
+    value = parse_override_value(text)
+    check_override_value(key, _current_value(cfg, key), value, text)
+    try:
+        OmegaConf.update(cfg, key, value, merge=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as error:
+        raise UsageError(f"cannot set {key} to {text!r}: {type(error).__name__}: {str(error).splitlines()[0]}") from error
 
 
 def check_override_key(cfg, override):

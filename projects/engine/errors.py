@@ -3,3 +3,7 @@
 
 class UsageError(Exception):
     """Bad input from the command line, the config or the data layout."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped on purpose (e.g. a non-finite loss); the message says why and what next."""

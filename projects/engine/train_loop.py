@@ -2,17 +2,24 @@
 on detectron2's trainer, hooks, checkpointer and evaluators, and usable on CPU."""
 import json
 import logging
+import math
 import os
 import subprocess
 import time
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
-from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
+from detectron2.engine import default_writers, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+
+from ..checkpoint import load_checkpoint, zoo_entry_for
+from ..inference.results import json_safe, summarize
+from .checkpoint import AtomicCheckpointer, trim_metrics_after
+from .data_loading import build_test_loader, build_train_loader
+from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
+from .reproducibility import MemoryMonitor, MetricHistoryKeeper, StepSeeder, check_replicas_identical
 
 logger = logging.getLogger("d2backbones")
 
@@ -37,21 +44,40 @@ def wrap_ddp(cfg, model):
 
 
 def do_test(cfg, model):
-    """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; {} if none is set."""
-    if "evaluator" not in cfg.dataloader:
+    """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; {} if none is set
+    (``dataloader.evaluator=null`` turns evaluation off)."""
+    if cfg.dataloader.get("evaluator") is None:
         return {}
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    results = inference_on_dataset(model, build_test_loader(cfg), instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(results)
     return results
 
 
 def build_trainer(cfg, model, loader, optimizer):
-    """AMPTrainer when AMP is on and CUDA is there, SimpleTrainer otherwise."""
+    """detectron2's AMPTrainer when AMP is on and CUDA is there, SimpleTrainer otherwise
+    (both with the trainer side of :class:`NonFiniteLossGuard`)."""
     if cfg.train.amp.enabled and cfg.train.device == "cpu":
         logger.info("train.amp.enabled is ignored on the CPU (detectron2's AMPTrainer needs CUDA).")
-        return SimpleTrainer(model, loader, optimizer)
-    return (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, loader, optimizer)
+        return GuardedSimpleTrainer(model, loader, optimizer)
+    return (GuardedAMPTrainer if cfg.train.amp.enabled else GuardedSimpleTrainer)(model, loader, optimizer)
+
+
+def finite_only(results):
+    """``results`` (nested dicts of numbers) without its NaN / infinite values."""
+    kept = {}
+    for key, value in results.items():
+        if isinstance(value, dict):
+            kept[key] = finite_only(value)
+        elif not isinstance(value, float) or math.isfinite(value):
+            kept[key] = value
+    return kept
+
+
+def run_seed(cfg):
+    """``train.seed``, or one drawn at random (the same on every rank) when it is negative."""
+    seed = cfg.train.get("seed", -1)
+    return seed if seed >= 0 else comm.shared_random_seed()
 
 
 def do_train(cfg, resume=False):
@@ -61,34 +87,61 @@ def do_train(cfg, resume=False):
     model.to(cfg.train.device)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    loader = instantiate(cfg.dataloader.train)
+    seeder = StepSeeder(run_seed(cfg))
+    loader = build_train_loader(cfg, seeder.seed, strict=cfg.train.get("strict_data", False))
 
     model = wrap_ddp(cfg, model)
     trainer = build_trainer(cfg, model, loader, optimizer)
-    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     final_results = {}
 
     def evaluate():
         final_results.clear()
         final_results.update(do_test(cfg, model))
-        return final_results
+        # To metrics.json through the EvalHook: NaN (e.g. APl without large objects) is not JSON.
+        return finite_only(final_results)
 
     trainer.register_hooks(
         [
+            seeder,
+            NonFiniteLossGuard(cfg.train.get("non_finite_loss", "stop"), checkpointer),
             hooks.IterationTimer(),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+            MemoryMonitor(cfg.train.log_period),
+            MetricHistoryKeeper(),
             hooks.EvalHook(cfg.train.eval_period, evaluate),
             hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
             if comm.is_main_process()
             else None,
+            # Last, so that the metrics of the steps a checkpoint holds are on disk before it:
+            # a resume from it then rewrites nothing and misses nothing.
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         ]
     )
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=resume)
+    if resume and checkpointer.has_checkpoint():
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
+    elif cfg.train.init_checkpoint:
+        # Any source and format, with the load table and the backbone checks.
+        load_checkpoint(model, cfg.train.init_checkpoint)
     # A resumed checkpoint stores the iteration that had just finished.
     start_iter = trainer.iter + 1 if resume and checkpointer.has_checkpoint() else 0
+    prepare_output_for(checkpointer, start_iter)
+    if hasattr(loader, "start_iter"):
+        loader.seed, loader.start_iter = seeder.seed, start_iter
     trainer.train(start_iter, cfg.train.max_iter)
+    if hasattr(loader, "report"):
+        logger.info("Data: %s", loader.report.summary())
+    check_replicas_identical(model)
     return final_results
+
+
+def prepare_output_for(checkpointer, start_iter):
+    """Clear what a killed run left behind: temporary files, and metrics after the
+    checkpoint this run starts from (they will be written again)."""
+    if comm.is_main_process():
+        checkpointer.remove_stale_temporaries()
+        trim_metrics_after(os.path.join(checkpointer.save_dir, "metrics.json"), start_iter - 1)
+    comm.synchronize()
 
 
 def do_eval_only(cfg):
@@ -96,7 +149,10 @@ def do_eval_only(cfg):
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
     model = wrap_ddp(cfg, model)
-    DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+    if cfg.train.init_checkpoint:
+        load_checkpoint(model, cfg.train.init_checkpoint)
+    else:
+        logger.warning("train.init_checkpoint is empty: evaluating a randomly initialised model.")
     return do_test(cfg, model)
 
 
@@ -111,19 +167,28 @@ def git_revision():
 
 
 def write_results(cfg, results, config_file, seconds):
-    """Write ``results.json`` (AP per task, config, revision, timing) to the output dir."""
+    """Write ``results.json`` to the output dir: AP per task, a summary (AP, AP50,
+    AP75, APs/APm/APl, and APr/APc/APf for LVIS), config, zoo name and published
+    AP when the checkpoint is a zoo entry, revision and timing. NaN becomes null."""
     path = os.path.join(cfg.train.output_dir, "results.json")
+    zoo_entry = zoo_entry_for(cfg.train.init_checkpoint)
     record = {
         "config_file": config_file,
         "init_checkpoint": cfg.train.init_checkpoint,
+        "zoo_name": zoo_entry.name if zoo_entry else None,
+        "published": {"kind": zoo_entry.kind, "box_ap": zoo_entry.box_ap, "mask_ap": zoo_entry.mask_ap}
+        if zoo_entry
+        else None,
         "max_iter": cfg.train.max_iter,
-        "results": results,
+        "summary": summarize(results),
+        "results": json_safe(results),
         "git_revision": git_revision(),
+        "device": cfg.train.device,
         "seconds": round(seconds, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     os.makedirs(cfg.train.output_dir, exist_ok=True)
     with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
+        json.dump(record, f, indent=2, allow_nan=False)
     os.replace(path + ".tmp", path)
     return path

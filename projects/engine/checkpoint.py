@@ -1,0 +1,156 @@
+"""Checkpoints that survive a kill: written atomically, verified before a resume.
+
+detectron2's checkpointer writes ``model_XXXX.pth`` and ``last_checkpoint`` in
+place, so a process killed mid-write leaves a truncated file under its final
+name. :class:`AtomicCheckpointer` writes every file to ``NAME.tmp``, syncs it,
+then renames it over ``NAME`` (atomic on POSIX); ``last_checkpoint`` is only
+updated after the checkpoint it names is complete. On resume, a checkpoint that
+fails its zip integrity check (a file truncated or damaged by other means) is
+passed over for the newest complete one.
+"""
+import glob
+import json
+import logging
+import os
+import re
+import zipfile
+
+from detectron2.checkpoint import DetectionCheckpointer
+
+__all__ = ["AtomicCheckpointer", "checkpoint_is_complete", "trim_metrics_after"]
+
+logger = logging.getLogger("d2backbones")
+
+TEMP_SUFFIX = ".tmp"
+_PERIODIC_NAME = re.compile(r"model_(\d+)\.pth$")
+
+
+def _fsync_directory(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _AtomicFile:
+    """``open()`` on ``path + ".tmp"``; closing it without error renames it over ``path``."""
+
+    def __init__(self, path, mode):
+        self.path, self.temp_path = path, path + TEMP_SUFFIX
+        self.file = open(self.temp_path, mode)
+
+    def __enter__(self):
+        return self.file
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            self.file.close()
+            os.remove(self.temp_path)
+            return
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp_path, self.path)
+        _fsync_directory(os.path.dirname(os.path.abspath(self.path)))
+
+
+class _AtomicWritePathManager:
+    """The checkpointer's path manager, with writes to local paths made atomic."""
+
+    def __init__(self, base):
+        self._base = base
+
+    def open(self, path, mode="r", **kwargs):
+        if any(flag in mode for flag in "wx") and "://" not in path:
+            return _AtomicFile(path, mode)
+        return self._base.open(path, mode, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+
+def checkpoint_is_complete(path):
+    """Whether ``path`` is a whole checkpoint: a ``torch.save`` zip whose every
+    member matches its CRC (a truncated file has no central directory)."""
+    if not os.path.isfile(path):
+        return False
+    if not zipfile.is_zipfile(path):
+        # Legacy (non-zip) pickles and .pkl files cannot be checked; trust them.
+        return not path.endswith(".pth")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """``DetectionCheckpointer`` with atomic writes and verified resumes."""
+
+    def __init__(self, model, save_dir="", **kwargs):
+        super().__init__(model, save_dir, **kwargs)
+        self.path_manager = _AtomicWritePathManager(self.path_manager)
+        self._verified = {}  # path -> ((size, mtime), complete): a check reads the whole file
+
+    def _is_complete(self, path):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        signature = (stat.st_size, stat.st_mtime_ns)
+        if self._verified.get(path, (None,))[0] != signature:
+            self._verified[path] = (signature, checkpoint_is_complete(path))
+        return self._verified[path][1]
+
+    def _candidates(self):
+        """Checkpoints a resume could use, newest first: ``model_final.pth``, then the
+        periodic ones by iteration (the tagged one among them), then any other tagged file.
+
+        The newest complete file wins even when ``last_checkpoint`` was not updated
+        to name it (a kill between the two renames)."""
+        periodic = [p for p in glob.glob(os.path.join(self.save_dir, "model_*.pth")) if _PERIODIC_NAME.search(p)]
+        periodic.sort(key=lambda p: int(_PERIODIC_NAME.search(p).group(1)), reverse=True)
+        tagged = super().get_checkpoint_file()
+        candidates = [os.path.join(self.save_dir, "model_final.pth"), *periodic]
+        return candidates + ([tagged] if tagged and tagged not in candidates else [])
+
+    def get_checkpoint_file(self):
+        """The newest complete checkpoint; a damaged one is logged and passed over."""
+        for path in self._candidates():
+            if self._is_complete(path):
+                return path
+            if os.path.exists(path):
+                logger.warning("Checkpoint %s is incomplete or damaged: not resuming from it.", path)
+        return ""
+
+    def has_checkpoint(self):
+        return bool(self.get_checkpoint_file())
+
+    def remove_stale_temporaries(self):
+        """Delete ``*.tmp`` files a killed run left in the output directory."""
+        for path in glob.glob(os.path.join(self.save_dir, "*" + TEMP_SUFFIX)):
+            logger.info("Removing %s, left by an interrupted write.", path)
+            os.remove(path)
+
+
+def trim_metrics_after(metrics_path, last_iteration):
+    """Cut ``metrics.json`` at its first record after ``last_iteration`` (or its first
+    torn line), so a resumed run appends to the history of its checkpoint.
+
+    The file is truncated in place, in one call: detectron2's JSONWriter may already
+    hold it open for appending.
+    """
+    if not os.path.isfile(metrics_path):
+        return
+    offset = 0
+    with open(metrics_path, "rb") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if not line.endswith(b"\n") or record.get("iteration", -1) > last_iteration:
+                break
+            offset += len(line)
+    os.truncate(metrics_path, offset)

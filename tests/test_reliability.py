@@ -1,0 +1,287 @@
+"""Faults: SIGKILL at several moments then --resume, atomic checkpoints, NaN/Inf losses, memory."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import dataset_flags
+from detectron2.modeling import GeneralizedRCNN
+
+from d2backbones.data.resumable_loader import ResumableTrainLoader
+from d2backbones.engine import cli
+from d2backbones.engine.checkpoint import AtomicCheckpointer, checkpoint_is_complete
+
+MICRO_CONFIG = "configs/demo/vitdet_micro.py"
+FAULT_INJECTION = os.path.join(os.path.dirname(__file__), "fault_injection.py")
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Like the subprocesses (OMP_NUM_THREADS=1): two threads on two busy cores thrash."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def micro_args(tiny_shapes, output_dir, *overrides):
+    return [
+        "--config-file", MICRO_CONFIG,
+        *dataset_flags("rel_train", tiny_shapes["train"]),
+        *dataset_flags("rel_val", tiny_shapes["val"]),
+        "dataloader.train.dataset.names=rel_train",
+        "dataloader.test.dataset.names=rel_val",
+        f"train.output_dir={output_dir}",
+        "train.log_period=1",
+        "train.seed=7",
+        *overrides,
+    ]
+
+
+def read_metrics(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+def losses_by_iteration(output_dir):
+    """iteration -> losses and learning rate (the scheduler's state shows in the latter)."""
+    return {r["iteration"]: {k: v for k, v in r.items() if k.startswith("loss") or k in ("total_loss", "lr")}
+            for r in read_metrics(output_dir) if "total_loss" in r}
+
+
+def run_train_net(argv, fault=()):
+    command = [sys.executable, FAULT_INJECTION, *fault, "--", *argv]
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, env=ENV)
+
+
+def tagged_checkpoint(output_dir):
+    with open(os.path.join(output_dir, "last_checkpoint")) as f:
+        return f.read().strip()
+
+
+def model_state(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+# ---- kill and resume --------------------------------------------------------------
+
+
+def test_sigkill_at_three_moments_then_resume_equals_an_uninterrupted_run(tiny_shapes, tmp_path):
+    """Checkpoints at iterations 2, 5, 8 and 11 of 12; the interrupted run is killed
+    (1) half-way through writing model_0000005.pth, (2) after model_0000008.pth is
+    complete but before last_checkpoint names it, (3) when step 10 starts."""
+    schedule = ["train.max_iter=12", "train.checkpointer.period=3"]
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    args = micro_args(tiny_shapes, interrupted, *schedule)
+
+    killed = run_train_net(args, ["--kill-during-save", "2"])
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+    assert tagged_checkpoint(interrupted) == "model_0000002.pth"
+    # The half-written file exists only under its temporary name.
+    assert not os.path.exists(interrupted / "model_0000005.pth")
+    assert os.path.exists(interrupted / "model_0000005.pth.tmp")
+
+    killed = run_train_net(["--resume", *args], ["--kill-before-tag", "2"])
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+    assert "Starting training from iteration 3" in killed.stdout
+    assert not os.path.exists(interrupted / "model_0000005.pth.tmp"), "a stale temporary file was left"
+    assert tagged_checkpoint(interrupted) == "model_0000005.pth"
+    assert checkpoint_is_complete(interrupted / "model_0000008.pth")
+
+    # The newest complete checkpoint wins, although last_checkpoint missed it.
+    killed = run_train_net(["--resume", *args], ["--kill-at-iteration", "10"])
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+    assert "Starting training from iteration 9" in killed.stdout
+    assert not os.path.exists(interrupted / "model_0000011.pth")
+
+    # The last resume and the reference run in this process, to save two interpreter
+    # start-ups; with one thread, as the subprocesses, the arithmetic is the same.
+    cli.main(cli.build_parser().parse_args(["--resume", *args]))
+    with open(interrupted / "log.txt") as f:
+        assert f.read().count("Starting training from iteration 9") == 2
+    cli.main(cli.build_parser().parse_args(micro_args(tiny_shapes, reference, *schedule)))
+
+    resumed_weights, reference_weights = model_state(interrupted / "model_final.pth"), model_state(reference / "model_final.pth")
+    assert resumed_weights.keys() == reference_weights.keys()
+    for key, value in reference_weights.items():
+        assert torch.equal(resumed_weights[key], value), key
+    # The optimizer moments too: the runs are the same to the last bit.
+    resumed_optimizer = torch.load(interrupted / "model_final.pth", weights_only=False)["trainer"]["optimizer"]["state"]
+    reference_optimizer = torch.load(reference / "model_final.pth", weights_only=False)["trainer"]["optimizer"]["state"]
+    for index, state in reference_optimizer.items():
+        assert all(torch.equal(state[k], resumed_optimizer[index][k]) for k in state), index
+    assert losses_by_iteration(interrupted) == losses_by_iteration(reference)
+    assert sorted(losses_by_iteration(reference)) == list(range(12))
+    with open(interrupted / "results.json") as f, open(reference / "results.json") as g:
+        assert json.load(f)["results"] == json.load(g)["results"]
+    # metrics.json is strict JSON: the evaluation's NaN APs (no large objects) are left out.
+    with open(reference / "metrics.json") as f:
+        records = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json")) for line in f]
+    assert any("bbox/AP" in r for r in records)
+
+
+def test_a_truncated_checkpoint_is_never_picked_up(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    checkpointer = AtomicCheckpointer(model, str(tmp_path))
+    checkpointer.save("model_0000001")
+    checkpointer.save("model_0000002")
+    path = tmp_path / "model_0000002.pth"
+    path.write_bytes(path.read_bytes()[:-100])
+
+    assert tagged_checkpoint(tmp_path) == "model_0000002.pth"
+    assert checkpointer.get_checkpoint_file() == str(tmp_path / "model_0000001.pth")
+    (tmp_path / "last_checkpoint").write_text("")  # an empty tag file: same answer
+    assert checkpointer.get_checkpoint_file() == str(tmp_path / "model_0000001.pth")
+
+
+def test_checkpoint_write_failure_leaves_the_previous_files_intact(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    checkpointer = AtomicCheckpointer(model, str(tmp_path))
+    checkpointer.save("model_0000001")
+
+    def failing_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpointer.save("model_0000002")
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000001.pth"]
+    assert tagged_checkpoint(tmp_path) == "model_0000001.pth"
+
+
+# ---- NaN / Inf losses -------------------------------------------------------------
+
+
+def poison_losses(monkeypatch, bad_iterations, value=float("nan")):
+    """Make the detector's ``loss_cls`` ``value`` at the given training steps."""
+    real_forward, calls = GeneralizedRCNN.forward, [0]
+
+    def forward(self, batched_inputs):
+        losses = real_forward(self, batched_inputs)
+        if self.training:
+            if calls[0] in bad_iterations:
+                losses["loss_cls"] = losses["loss_cls"] * value
+            calls[0] += 1
+        return losses
+
+    monkeypatch.setattr(GeneralizedRCNN, "forward", forward)
+
+
+def test_nan_loss_stops_naming_iteration_terms_and_last_checkpoint(tiny_shapes, tmp_path, monkeypatch, capsys):
+    poison_losses(monkeypatch, {4})
+    setups = []
+    monkeypatch.setattr(cli, "setup", lambda args, real=cli.setup: setups.append(args) or real(args))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(micro_args(tiny_shapes, tmp_path, "train.max_iter=8", "train.checkpointer.period=2"))
+    assert exit_info.value.code == 1
+    assert len(setups) == 1, "the config was set up more than once in one process"
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "non-finite loss at iteration 4" in message
+    assert "loss_cls=nan" in message and "loss_box_reg=" in message
+    assert f"Last good checkpoint: {tmp_path / 'model_0000003.pth'}" in message
+
+    # Nothing after the bad step: no checkpoint, no metrics, no final model or results.
+    assert sorted(p for p in os.listdir(tmp_path) if p.startswith("model_")) == ["model_0000001.pth", "model_0000003.pth"]
+    assert tagged_checkpoint(tmp_path) == "model_0000003.pth"
+    records = {r["iteration"]: r for r in read_metrics(tmp_path)}
+    assert sorted(records) == [0, 1, 2, 3, 4]
+    # Step 4 left only its forward diagnostics (e.g. rpn/num_pos_anchors), no loss value.
+    assert not any(key.startswith("loss") or key == "total_loss" for key in records[4])
+    assert all("total_loss" in records[i] for i in range(4))
+    assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_skip_mode_drops_and_counts_non_finite_steps(tiny_shapes, tmp_path, monkeypatch):
+    poison_losses(monkeypatch, {2, 5}, value=float("inf"))
+    args = cli.build_parser().parse_args(
+        micro_args(tiny_shapes, tmp_path, "train.max_iter=7", "train.non_finite_loss=skip",
+                   "train.checkpointer.period=100")
+    )
+    states = {}
+    real_step = torch.optim.AdamW.step
+
+    def recording_step(self, *a, **k):
+        states[len(states)] = {id(p): p.detach().clone() for group in self.param_groups for p in group["params"]}
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    cli.main(args)
+
+    records = {r["iteration"]: r for r in read_metrics(tmp_path) if "total_loss" in r or "skipped_steps" in r}
+    assert "total_loss" not in records[2] and "total_loss" not in records[5]
+    assert records[6]["skipped_steps"] == 2
+    assert all("total_loss" in records[i] for i in (0, 1, 3, 4, 6))
+    # A skipped step leaves every weight as it was (no AdamW moment or weight decay).
+    for skipped in (2, 5):
+        before, after = states[skipped], states[skipped + 1]
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    weights = model_state(tmp_path / "model_final.pth")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert torch.load(tmp_path / "model_final.pth", weights_only=False)["trainer"]["hooks"]["NonFiniteLossGuard"] == {
+        "skipped_steps": 2
+    }
+
+
+# ---- memory -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resident_memory_is_flat_over_2000_iterations(tiny_shapes, box_only_shapes, tmp_path):
+    """RSS (sampled every 50 steps) grows by at most 5% from step 200 to step 2000."""
+    command = [
+        sys.executable, os.path.join(os.path.dirname(__file__), "..", "tools", "train_net.py"),
+        "--config-file", MICRO_CONFIG,
+        *dataset_flags("memory_train", box_only_shapes),
+        "dataloader.train.dataset.names=memory_train",
+        "dataloader.test.dataset.names=memory_train",
+        f"train.output_dir={tmp_path}",
+        "train.max_iter=2000",
+        "train.log_period=50",
+        "train.checkpointer.period=1000",
+        "dataloader.train.total_batch_size=1",
+        "optimizer.foreach=True",
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900, env=ENV)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rss = {r["iteration"]: r["rss_mb"] for r in read_metrics(tmp_path) if "rss_mb" in r}
+    assert max(rss) == 1999 and len(rss) == 40
+    after_warmup = [v for i, v in rss.items() if i >= 199]
+    growth = max(after_warmup) / after_warmup[0] - 1
+    print(f"RSS at step 200: {after_warmup[0]:.1f} MiB, max after: {max(after_warmup):.1f} MiB, growth {growth:.2%}")
+    assert growth <= 0.05, rss
+
+
+# ---- the data stream of a resumed run -----------------------------------------------
+
+
+def draw_augmentation(record):
+    """A stand-in mapper: the sample's id plus what an augmentation would draw."""
+    return (record["image_id"], float(np.random.rand()), random.random(), float(torch.rand(())))
+
+
+def take(loader, count):
+    iterator = iter(loader)
+    return [next(iterator) for _ in range(count)]
+
+
+def test_batch_k_is_the_same_from_a_resume_and_with_any_number_of_workers():
+    records = [dict(image_id=i, width=40 + (i % 3) * 20, height=60, file_name=f"{i}.jpg") for i in range(11)]
+    loader = ResumableTrainLoader(records, draw_augmentation, batch_size=3, num_workers=0, seed=9)
+    from_start = take(loader, 12)
+    loader.start_iter = 7
+    assert take(loader, 5) == from_start[7:]
+    with_workers = ResumableTrainLoader(records, draw_augmentation, batch_size=3, num_workers=2, seed=9)
+    assert take(with_workers, 12) == from_start
+    # Batches group images of one orientation (aspect-ratio grouping on indices).
+    for batch in from_start:
+        assert len({records[i]["width"] > 60 for i, *_ in batch}) == 1
+    assert loader.report.skips == 0
+    other_seed = ResumableTrainLoader(records, draw_augmentation, batch_size=3, num_workers=0, seed=10)
+    assert take(other_seed, 12) != from_start
