@@ -29,3 +29,29 @@ def resize_abs_pos_embed(pos_embed, has_cls_token, hw):
         return grid
     grid = F.interpolate(grid.permute(0, 3, 1, 2), size=tuple(hw), mode="bicubic", align_corners=False)
     return grid.permute(0, 2, 3, 1)
+
+
+def resize_rel_pos_bias_table(table, window_size):
+    """Resize a Swin relative-position bias table to another window size, bicubically
+    over its (2 * Wh - 1) x (2 * Ww - 1) grid of relative offsets.
+
+    Args:
+        table (Tensor): ((2 * S - 1) ** 2, num_heads) for a square pretraining window S.
+        window_size (tuple[int, int]): target window (Wh, Ww).
+
+    Returns:
+        Tensor: ((2 * Wh - 1) * (2 * Ww - 1), num_heads).
+    """
+    num_offsets, num_heads = table.shape
+    side = math.isqrt(num_offsets)
+    if side * side != num_offsets or side % 2 == 0:
+        raise ValueError(
+            f"relative position bias table has {num_offsets} rows, which is not (2 * S - 1) ** 2 "
+            "for a square window S"
+        )
+    target = (2 * window_size[0] - 1, 2 * window_size[1] - 1)
+    if (side, side) == target:
+        return table
+    grid = table.transpose(0, 1).reshape(1, num_heads, side, side)
+    grid = F.interpolate(grid, size=target, mode="bicubic", align_corners=False)
+    return grid.reshape(num_heads, -1).transpose(0, 1).contiguous()

@@ -1,0 +1,9 @@
+"""Swin-S Cascade Mask R-CNN, 3x, from ImageNet-1K (official
+``cascade_mask_rcnn_swin_small_..._3x_coco``): drop path 0.2.
+
+Published: 51.9 box AP, 45.0 mask AP, 107M parameters.
+"""
+from .cascade_mask_rcnn_swin_t_3x import dataloader, lr_multiplier, model, optimizer, train
+
+model.backbone.bottom_up.depths = (2, 2, 18, 2)
+train.init_checkpoint = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_small_patch4_window7_224.pth"

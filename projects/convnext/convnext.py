@@ -1,0 +1,252 @@
+"""ConvNeXt (Liu et al., "A ConvNet for the 2020s", CVPR 2022) as a detectron2 backbone.
+
+The network is timm's ``ConvNeXt``, built without weights; this module adds what the
+official detection code adds around it: a LayerNorm on every output stage, stage
+freezing, activation checkpointing, and the detectron2 ``Backbone`` interface
+(``res2``..``res5`` at strides 4..32). Pretrained weights come only through the
+checkpointer, converted by the functions at the end of this file.
+"""
+import logging
+
+import torch.nn as nn
+import torch.nn.functional as F
+from detectron2.config import CfgNode as CN
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from timm.models.convnext import ConvNeXt as TimmConvNeXt
+
+from ..checkpoint import add_prefix, drop_keys, rename_keys
+from ..layers import LayerNorm2d
+
+__all__ = [
+    "ConvNeXt",
+    "add_convnext_config",
+    "build_convnext_backbone",
+    "build_convnext_fpn_backbone",
+    "convert_official_convnext_checkpoint",
+    "convert_timm_convnext_checkpoint",
+    "is_official_convnext_checkpoint",
+    "is_timm_convnext_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGE_NAMES = ("res2", "res3", "res4", "res5")
+BACKBONE_PREFIX = "backbone.bottom_up."
+
+# Sizes of the paper (Table 11 / the official model definitions).
+CONVNEXT_SIZES = {
+    "tiny": dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
+    "small": dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768)),
+    "base": dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024)),
+    "large": dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
+}
+
+
+class ConvNeXt(Backbone):
+    """timm's ConvNeXt with a channels-first LayerNorm on each output stage.
+
+    Input (N, 3, H, W) of any size; it is zero-padded on the bottom and right to a
+    multiple of 32 (what a detector's image batching does anyway), so that every stage
+    halves the map exactly: ``res{i}`` is (N, dims[i - 2], Hp / 2**i, Wp / 2**i) with
+    Hp = 32 * ceil(H / 32), Wp = 32 * ceil(W / 32).
+    Parameter names: ``stem.*``, ``stages.{i}.downsample.*``, ``stages.{i}.blocks.{j}.*``
+    (timm's), and ``norm{i}.*`` for the output norms (the official detection code's).
+    """
+
+    def __init__(
+        self,
+        depths=(3, 3, 9, 3),
+        dims=(96, 192, 384, 768),
+        in_chans=3,
+        drop_path_rate=0.0,
+        layer_scale_init_value=1e-6,
+        out_features=STAGE_NAMES,
+        freeze_at=0,
+        use_act_checkpoint=False,
+    ):
+        """
+        Args:
+            depths (tuple[int]): blocks per stage (4 stages).
+            dims (tuple[int]): channels per stage.
+            in_chans (int): input channels.
+            drop_path_rate (float): stochastic depth rate of the last block, rising
+                linearly from 0 over all blocks.
+            layer_scale_init_value (float): initial layer scale (``gamma``).
+            out_features (tuple[str]): any of "res2".."res5"; stages after the last one
+                named are not built.
+            freeze_at (int): as detectron2's ResNet: 0 trains everything, 1 freezes the
+                stem, k >= 2 the stem and the stages up to ``res{k}``.
+            use_act_checkpoint (bool): recompute each stage's blocks in the backward pass.
+        """
+        super().__init__()
+        if len(depths) != 4 or len(dims) != 4:
+            raise ValueError(f"ConvNeXt has 4 stages; got depths={depths} and dims={dims}")
+        unknown = [name for name in out_features if name not in STAGE_NAMES]
+        if unknown or not out_features:
+            raise ValueError(f"out_features must be a non-empty subset of {STAGE_NAMES}; got {list(out_features)}")
+        if not 0 <= freeze_at <= 5:
+            raise ValueError(f"freeze_at must be in 0..5 (stem, res2..res5); got {freeze_at}")
+        num_stages = max(STAGE_NAMES.index(name) for name in out_features) + 1
+        net = TimmConvNeXt(
+            in_chans=in_chans,
+            num_classes=0,
+            depths=tuple(depths),
+            dims=tuple(dims),
+            drop_path_rate=drop_path_rate,
+            ls_init_value=layer_scale_init_value,
+        )
+        self.stem = net.stem
+        self.stages = net.stages[:num_stages]
+        self._out_features = list(out_features)
+        for i, name in enumerate(STAGE_NAMES[:num_stages]):
+            if name in out_features:
+                self.add_module(f"norm{i}", LayerNorm2d(dims[i], eps=1e-6))
+        self._out_feature_channels = {name: dims[STAGE_NAMES.index(name)] for name in out_features}
+        self._out_feature_strides = {name: 2 ** (STAGE_NAMES.index(name) + 2) for name in out_features}
+        self._size_divisibility = 2 ** (num_stages + 1)
+        for stage in self.stages:
+            stage.grad_checkpointing = use_act_checkpoint
+        self.freeze_at = freeze_at
+        for module in self._frozen_modules():
+            for param in module.parameters():
+                param.requires_grad = False
+        self.train()
+
+    def _frozen_modules(self):
+        modules = [self.stem] if self.freeze_at >= 1 else []
+        return modules + list(self.stages[: max(self.freeze_at - 1, 0)])
+
+    def train(self, mode=True):
+        """Frozen stages stay in eval mode, so their drop path is off."""
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    @property
+    def size_divisibility(self):
+        return self._size_divisibility
+
+    @property
+    def padding_constraints(self):
+        return {"size_divisibility": self._size_divisibility}
+
+    def forward(self, x):
+        """
+        Args:
+            x (Tensor): (N, C, H, W) images.
+
+        Returns:
+            dict[str, Tensor]: ``res{i}`` of shape (N, C_i, Hp / 2**i, Wp / 2**i), the
+            input padded to (Hp, Wp), multiples of 32.
+        """
+        if x.dim() != 4:
+            raise ValueError(f"ConvNeXt takes (N, C, H, W) images; got shape {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        divisor = self._size_divisibility
+        x = F.pad(x, (0, -width % divisor, 0, -height % divisor))
+        x = self.stem(x)
+        outputs = {}
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            name = STAGE_NAMES[i]
+            if name in self._out_features:
+                outputs[name] = getattr(self, f"norm{i}")(x)
+        return outputs
+
+    def output_shape(self):
+        return {
+            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
+            for name in self._out_features
+        }
+
+
+def add_convnext_config(cfg):
+    """Add ``MODEL.CONVNEXT`` (ConvNeXt-T, drop path 0.4, as the official Mask R-CNN) to a yacs config."""
+    cfg.MODEL.CONVNEXT = CN()
+    cfg.MODEL.CONVNEXT.SIZE = "tiny"
+    cfg.MODEL.CONVNEXT.DROP_PATH_RATE = 0.4
+    cfg.MODEL.CONVNEXT.USE_ACT_CHECKPOINT = False
+
+
+@BACKBONE_REGISTRY.register()
+def build_convnext_backbone(cfg, input_shape):
+    """ConvNeXt from ``MODEL.CONVNEXT`` (SIZE one of tiny/small/base/large), with
+    ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.RESNETS.OUT_FEATURES`` read as for ResNet."""
+    size = cfg.MODEL.CONVNEXT.SIZE
+    if size not in CONVNEXT_SIZES:
+        raise ValueError(f"MODEL.CONVNEXT.SIZE must be one of {sorted(CONVNEXT_SIZES)}; got {size!r}")
+    return ConvNeXt(
+        **CONVNEXT_SIZES[size],
+        in_chans=input_shape.channels,
+        drop_path_rate=cfg.MODEL.CONVNEXT.DROP_PATH_RATE,
+        out_features=tuple(cfg.MODEL.RESNETS.OUT_FEATURES),
+        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        use_act_checkpoint=cfg.MODEL.CONVNEXT.USE_ACT_CHECKPOINT,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_convnext_fpn_backbone(cfg, input_shape):
+    """ConvNeXt + detectron2's FPN (``MODEL.FPN.*``, P2-P6), as ``build_resnet_fpn_backbone``."""
+    return FPN(
+        bottom_up=build_convnext_backbone(cfg, input_shape),
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=LastLevelMaxPool(),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )
+
+
+# ---- checkpoint conversion --------------------------------------------------------------
+# Classification heads and the final (pre-head) norm have no counterpart in a detector.
+_CLASSIFIER_KEYS = (r"^head\.", r"^norm\.", r"^norm_pre\.")
+
+
+def _log_skipped(fmt, skipped):
+    if skipped:
+        logger.info("%s checkpoint: skipped %d keys without a detector counterpart: %s", fmt, len(skipped), skipped)
+
+
+def is_timm_convnext_checkpoint(state_dict):
+    """timm's ConvNeXt keys: ``stem.0.*``, ``stages.{i}.blocks.{j}.conv_dw.*``."""
+    return "stem.0.weight" in state_dict and any(
+        key.startswith("stages.") and ".blocks." in key and ".conv_dw." in key for key in state_dict
+    )
+
+
+def convert_timm_convnext_checkpoint(state_dict, model=None):
+    """timm ConvNeXt state dict -> detector keys (``backbone.bottom_up.*``).
+
+    Our backbone holds timm's modules, so only the classifier is dropped. ``model``
+    is not needed and accepted for the common converter signature.
+    """
+    kept, skipped = drop_keys(state_dict, _CLASSIFIER_KEYS)
+    _log_skipped("timm ConvNeXt", skipped)
+    return add_prefix(kept, BACKBONE_PREFIX)
+
+
+def is_official_convnext_checkpoint(state_dict):
+    """Official ConvNeXt release (``convnext_*_{1k,22k}_224.pth`` after unwrapping ``model``)."""
+    return "downsample_layers.0.0.weight" in state_dict and any(key.startswith("stages.") for key in state_dict)
+
+
+_OFFICIAL_TO_TIMM = (
+    (r"^downsample_layers\.0\.", "stem."),
+    (r"^downsample_layers\.(\d+)\.", r"stages.\1.downsample."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+    (r"\.dwconv\.", ".conv_dw."),
+    (r"\.pwconv1\.", ".mlp.fc1."),
+    (r"\.pwconv2\.", ".mlp.fc2."),
+)
+
+
+def convert_official_convnext_checkpoint(state_dict, model=None):
+    """Official ConvNeXt state dict (``downsample_layers.*``, ``stages.{i}.{j}.*``, ``norm.*``,
+    ``head.*``) -> detector keys. ``model`` is accepted for the common signature."""
+    kept, skipped = drop_keys(state_dict, _CLASSIFIER_KEYS)
+    _log_skipped("official ConvNeXt", skipped)
+    return add_prefix(rename_keys(kept, _OFFICIAL_TO_TIMM), BACKBONE_PREFIX)

@@ -1,0 +1,32 @@
+"""Swin Transformer backbones (timm's network) for detectron2, with their checkpoint converters."""
+from ..layers import swin_lr_decay_rate
+from .swin import (
+    SWIN_SIZES,
+    PadThenShiftBlock,
+    SwinTransformer,
+    add_swin_config,
+    build_swin_backbone,
+    build_swin_fpn_backbone,
+    convert_detectron2_swin_checkpoint,
+    convert_official_swin_checkpoint,
+    convert_timm_swin_checkpoint,
+    is_detectron2_swin_checkpoint,
+    is_official_swin_checkpoint,
+    is_timm_swin_checkpoint,
+)
+
+__all__ = [
+    "SWIN_SIZES",
+    "PadThenShiftBlock",
+    "SwinTransformer",
+    "add_swin_config",
+    "build_swin_backbone",
+    "build_swin_fpn_backbone",
+    "convert_detectron2_swin_checkpoint",
+    "convert_official_swin_checkpoint",
+    "convert_timm_swin_checkpoint",
+    "is_detectron2_swin_checkpoint",
+    "is_official_swin_checkpoint",
+    "is_timm_swin_checkpoint",
+    "swin_lr_decay_rate",
+]
