@@ -30,6 +30,10 @@ setup(
         "tensorboard",
         "psutil",
         "shapely",
+        # tools/submit.py: Slurm jobs, requeued with --resume on preemption.
+        "submitit",
+        # Sample images (skimage.data) for the prediction example in the README.
+        "scikit-image",
     ],
     extras_require={"dev": ["pytest", "hypothesis"]},
 )
