@@ -33,6 +33,28 @@ TINY_VIT = dict(embed_dim=64, depth=2, num_heads=2)
 # head, three times in a cascade, take tens of seconds on 2 CPU cores.
 TEST_PROPOSALS = 50
 
+# Hierarchical backbones (ConvNeXt, Swin): a node with four-stage ``depths`` wider than
+# the demos' (stage 3 at 128 channels) is cut to TINY_HIERARCHICAL: two blocks per stage,
+# so Swin still runs a window and a shifted-window block, at 16-128 channels.
+MAX_TEST_HIERARCHICAL_WIDTH = 128
+TINY_HIERARCHICAL = dict(depths=[2, 2, 2, 2], dims=[16, 32, 64, 128], embed_dim=16, num_heads=[1, 2, 4, 8])
+
+
+def shrink_hierarchical(node):
+    """Cut a ConvNeXt (``dims``) or Swin (``embed_dim``, ``num_heads``) node to TINY_HIERARCHICAL."""
+    if not (isinstance(node.get("depths"), ListConfig) and len(node.depths) == 4):
+        return
+    stage3_width = node.dims[2] if "dims" in node else node.get("embed_dim", 0) * 4
+    if stage3_width > MAX_TEST_HIERARCHICAL_WIDTH:
+        node.update({key: value for key, value in TINY_HIERARCHICAL.items() if key in node or key == "depths"})
+
+
+# ---- MIMDet's recipe (hustvl/MIMDet) ---------------------------------------------
+# The modules after the pretrained encoder (decoder, FPN, heads) train at the base lr
+# times the encoder multiplier (up to 3.5 for ViT-L), and warmup starts from lr 0.
+MAX_LR_FACTOR = {"MIMDet": 3.5}
+FIRST_LR_FACTOR = {"MIMDet": 0.0}
+
 
 def _nodes(node):
     """All dict nodes of a config tree, ``node`` included."""
@@ -65,6 +87,7 @@ def shrink_model(model_cfg):
             # One windowed block and one global block, so both attention paths run.
             if "window_block_indexes" in node:
                 node.window_block_indexes = [0]
+        shrink_hierarchical(node)
         for key in ("img_size", "square_pad"):
             if isinstance(node.get(key), int) and node[key] > TEST_SIZE:
                 node[key] = TEST_SIZE
@@ -118,7 +141,7 @@ def test_optimizer_instantiates(path):
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     in_groups = [id(p) for group in optimizer.param_groups for p in group["params"]]
     assert sorted(in_groups) == sorted(trainable)
-    base_lr = cfg.optimizer.lr
+    base_lr = cfg.optimizer.lr * MAX_LR_FACTOR.get(path.relative_to(CONFIG_ROOT).parts[0], 1.0)
     assert all(0 < group["lr"] <= base_lr for group in optimizer.param_groups)
 
 
@@ -134,7 +157,7 @@ def test_lr_multiplier(path):
     if path.relative_to(CONFIG_ROOT).parts[0] == "demo":
         assert 0 < first and 0 < last
     else:
-        assert first == pytest.approx(0.001)
+        assert first == pytest.approx(FIRST_LR_FACTOR.get(path.relative_to(CONFIG_ROOT).parts[0], 0.001))
         assert last == pytest.approx(0.01)
 
 

@@ -6,24 +6,35 @@ The attention logits of ViTDet are
 
 where (i, j) and (k, l) are query and key positions on an H x W token grid and
 Rh, Rw are per-axis relative-position embeddings. detectron2 builds this as an
-explicit (B*heads, N, N) tensor. Here it goes through
-``F.scaled_dot_product_attention`` in one of two exact forms:
+explicit (B*heads, N, N) tensor and keeps several such tensors for the backward
+pass: at 1024 px a ViT-B global block (N = 4096) holds gigabytes of them. Every
+form below computes the same attention exactly (to float rounding):
 
+- ``"explicit"``: detectron2's form, one (B, heads, N, N) logits tensor.
 - ``"fold"``: the two rel-pos terms are dot products with one-hot keys, so they
   fold into wider queries and keys,
   ``q' = [scale * q, q.Rh, q.Rw]`` and ``k' = [k, onehot(k_row), onehot(k_col)]``,
-  and ``softmax(q' k'^T) v`` is the same attention with no N x N tensor at all.
-  This is what makes global blocks on large inputs fit in memory.
-- ``"mask"``: the rel-pos terms are passed as an additive ``attn_mask``
-  (an N x N tensor; cheap for windowed blocks, where N is small).
+  and ``F.scaled_dot_product_attention(q', k', v, scale=1)`` is the same
+  attention. PyTorch's fused (flash) kernels need v as wide as q', so v is
+  zero-padded; then no N x N tensor exists, forward or backward, at the price of
+  (head_dim + H + W) / head_dim times the attention matmul work.
+- ``"mask"``: the rel-pos terms as SDPA's additive ``attn_mask`` (N x N).
+
+``"auto"`` picks per call by token count, from measurements on CPU
+(``benchmarks/attention_modes.py``, figures in BENCHMARKS.md): the explicit form
+for window-sized token counts, the fold from :data:`AUTO_FOLD_MIN_TOKENS` up.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-REL_POS_MODES = ("auto", "fold", "mask")
-# Above this many tokens per attention call, "auto" folds instead of building a mask.
-AUTO_FOLD_MIN_TOKENS = 1024
+REL_POS_MODES = ("auto", "explicit", "fold", "mask")
+# At or above this many tokens per attention call, "auto" folds. Measured on CPU
+# (BENCHMARKS.md): the explicit form is the fastest at every size, but it keeps
+# several (B, heads, N, N) tensors for the backward pass, gigabytes per ViT-B global
+# block at 1024 px (N = 4096). Windows (196 tokens) and global blocks up to 512 px
+# (N = 1024, tens of MB) keep the faster explicit form.
+AUTO_FOLD_MIN_TOKENS = 2048
 
 
 def get_rel_pos(q_size, k_size, rel_pos):
@@ -75,7 +86,9 @@ class Attention(nn.Module):
             use_rel_pos (bool): add decomposed relative-position terms.
             rel_pos_zero_init (bool): zero-initialise the rel-pos tables.
             input_size (tuple[int, int]): token grid the rel-pos tables are sized for.
-            rel_pos_mode (str): "fold", "mask", or "auto" (fold for large token counts).
+            rel_pos_mode (str): how the rel-pos attention is computed: "auto" (measured
+                choice by token count), "explicit", "fold" or "mask"; all exact,
+                see the module docstring.
         """
         super().__init__()
         if dim % num_heads:
@@ -116,22 +129,25 @@ class Attention(nn.Module):
 
         if not self.use_rel_pos:
             out = F.scaled_dot_product_attention(q, k, v)
-        elif self._folds(num_tokens):
-            out = self._folded_rel_pos_attention(q, k, v, (height, width))
         else:
-            rel_h, rel_w = self._rel_pos_terms(q, (height, width))
-            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(
-                batch, self.num_heads, num_tokens, num_tokens
-            )
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            attend = {
+                "explicit": self._explicit_attention,
+                "fold": self._folded_attention,
+                "mask": self._masked_attention,
+            }[self.resolved_mode(num_tokens)]
+            out = attend(q, k, v, (height, width))
 
         out = out.transpose(1, 2).reshape(batch, height, width, channels)
         return self.proj(out)
 
-    def _folds(self, num_tokens):
-        if self.rel_pos_mode == "auto":
-            return num_tokens >= AUTO_FOLD_MIN_TOKENS
-        return self.rel_pos_mode == "fold"
+    def resolved_mode(self, num_tokens):
+        """The rel-pos form used for ``num_tokens`` tokens per attention call."""
+        if torch.jit.is_tracing():
+            # Tracing (fvcore's FLOP count, export) sees the plain matmuls, not a Python autograd Function.
+            return "explicit"
+        if self.rel_pos_mode != "auto":
+            return self.rel_pos_mode
+        return "fold" if num_tokens >= AUTO_FOLD_MIN_TOKENS else "explicit"
 
     def _rel_pos_terms(self, q, hw):
         """q (B, heads, N, d) -> rel_h (B, heads, H, W, H) and rel_w (B, heads, H, W, W)."""
@@ -143,9 +159,22 @@ class Attention(nn.Module):
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, r_w)
         return rel_h, rel_w
 
-    def _folded_rel_pos_attention(self, q, k, v, hw):
-        height, width = hw
+    def _explicit_attention(self, q, k, v, hw):
         batch, heads, num_tokens, _ = q.shape
+        rel_h, rel_w = self._rel_pos_terms(q, hw)
+        logits = (q * self.scale) @ k.transpose(-2, -1)
+        logits = logits.view(*rel_h.shape, hw[1]) + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)
+        return logits.view(batch, heads, num_tokens, num_tokens).softmax(dim=-1) @ v
+
+    def _masked_attention(self, q, k, v, hw):
+        batch, heads, num_tokens, _ = q.shape
+        rel_h, rel_w = self._rel_pos_terms(q, hw)
+        bias = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape(batch, heads, num_tokens, num_tokens)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+    def _folded_attention(self, q, k, v, hw):
+        height, width = hw
+        batch, heads, num_tokens, head_dim = q.shape
         rel_h, rel_w = self._rel_pos_terms(q, hw)
         q_wide = torch.cat(
             [q * self.scale, rel_h.reshape(batch, heads, num_tokens, height),
@@ -154,8 +183,9 @@ class Attention(nn.Module):
         )
         rows = torch.arange(height, device=q.device).repeat_interleave(width)
         cols = torch.arange(width, device=q.device).repeat(height)
-        onehots = torch.cat(
-            [F.one_hot(rows, height), F.one_hot(cols, width)], dim=-1
-        ).to(k.dtype)
+        onehots = torch.cat([F.one_hot(rows, height), F.one_hot(cols, width)], dim=-1).to(k.dtype)
         k_wide = torch.cat([k, onehots.expand(batch, heads, -1, -1)], dim=-1)
-        return F.scaled_dot_product_attention(q_wide, k_wide, v, scale=1.0)
+        # The fused (flash) kernels take v only as wide as q'; narrower v falls back to
+        # the math kernel, which would build the N x N tensor this form exists to avoid.
+        v_wide = F.pad(v, (0, q_wide.shape[-1] - head_dim))
+        return F.scaled_dot_product_attention(q_wide, k_wide, v_wide, scale=1.0)[..., :head_dim]

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""ViTDet-B backbone, ours against detectron2's, forward+backward, batch 1.
+
+    benchmarks/vitdet_vs_detectron2.py --input-size 1024 512 --rounds 2
+
+Both backbones (ViT-B + simple feature pyramid, as in ViTDet's Mask R-CNN config,
+drop path off) are built in one process with the same weights (detectron2's copied
+into ours, rel-pos tables made non-zero) and run on the same input. The outputs and
+the input gradients are checked to agree first; then the two are timed in
+alternation, ``--rounds`` times, and the medians compared (wall and CPU seconds).
+``--scopes`` adds a single window block and a single global block of the ViT.
+
+Peak memory: each (scope, size, implementation) runs once more in a fresh process,
+which reports its peak RSS minus its RSS after building the model. "ours+ckpt" is
+ours with per-block activation checkpointing (``use_act_checkpoint``).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.benchmark import machine_description, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUR_MODEL_CONFIG = os.path.join(REPO, "configs/common/models/mask_rcnn_vitdet.py")
+IMPLEMENTATIONS = ("detectron2", "ours")
+WINDOW_BLOCK, GLOBAL_BLOCK = 0, 2  # indexes in ViTDet-B
+
+
+def build_backbone(implementation):
+    """ViTDet-B backbone (ViT + simple feature pyramid) of detectron2 or ours, seeded."""
+    from detectron2 import model_zoo
+    from detectron2.config import LazyConfig, instantiate
+
+    if implementation == "detectron2":
+        cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model.backbone
+    else:
+        cfg = LazyConfig.load(OUR_MODEL_CONFIG).model.backbone
+        cfg.net.use_act_checkpoint = implementation == "ours+ckpt"
+    cfg.net.drop_path_rate = 0.0
+    torch.manual_seed(0)
+    backbone = instantiate(cfg)
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            if "rel_pos" in name:  # zero-initialised: make the rel-pos terms count
+                param.normal_(std=0.02)
+    return backbone.train()
+
+
+def scope_module(backbone, scope):
+    if scope == "backbone":
+        return backbone
+    return backbone.net.blocks[WINDOW_BLOCK if scope == "window" else GLOBAL_BLOCK]
+
+
+def scope_input(scope, input_size):
+    generator = torch.Generator().manual_seed(1)
+    if scope == "backbone":
+        return torch.randn(1, 3, input_size, input_size, generator=generator)
+    grid = input_size // 16
+    return torch.randn(1, grid, grid, 768, generator=generator)
+
+
+def forward_backward(module, x):
+    """One training pass; returns the outputs and the input gradient."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_(True)
+    out = module(x)
+    outputs = out if isinstance(out, dict) else {"out": out}
+    sum(feature.square().mean() for feature in outputs.values()).backward()
+    return {name: feature.detach() for name, feature in outputs.items()}, x.grad
+
+
+def max_rel_err(actual, expected):
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+def compare(scope, input_size, rounds):
+    """Check agreement, then time both implementations alternately in this process."""
+    backbones = {name: build_backbone(name) for name in IMPLEMENTATIONS}
+    backbones["ours"].load_state_dict(backbones["detectron2"].state_dict())
+    modules = {name: scope_module(b, scope) for name, b in backbones.items()}
+    x = scope_input(scope, input_size)
+
+    first = {}
+    wall = {name: [] for name in modules}
+    cpu = {name: [] for name in modules}
+    for round_index in range(rounds):
+        for name, module in modules.items():
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            result = forward_backward(module, x)
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+            if round_index == 0:
+                first[name] = result
+    (ref_out, ref_grad), (our_out, our_grad) = first["detectron2"], first["ours"]
+    output_err = max(max_rel_err(our_out[k], ref_out[k]) for k in ref_out)
+    grad_err = max_rel_err(our_grad, ref_grad)
+    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
+    return {
+        "scope": scope,
+        "input_size": input_size,
+        "rounds": rounds,
+        "output_max_rel_err": output_err,
+        "input_grad_max_rel_err": grad_err,
+        "wall_s": {name: median(v) for name, v in wall.items()},
+        "cpu_s": {name: median(v) for name, v in cpu.items()},
+        "wall_s_all": wall,
+        "time_ratio": median(wall["ours"]) / median(wall["detectron2"]),
+        "cpu_time_ratio": median(cpu["ours"]) / median(cpu["detectron2"]),
+    }
+
+
+def memory_worker(scope, input_size, implementation):
+    """Peak RSS growth (MiB) of one forward+backward in this fresh process."""
+    module = scope_module(build_backbone(implementation), scope)
+    x = scope_input(scope, input_size)
+    reset_peak_rss()
+    before = rss_mb()
+    forward_backward(module, x)
+    return peak_rss_mb() - before
+
+
+def measure_memory(scope, input_size, implementation):
+    command = [sys.executable, os.path.abspath(__file__), "--memory-worker", scope, str(input_size), implementation]
+    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-size", type=int, nargs="+", default=[1024, 512])
+    parser.add_argument("--scopes", nargs="+", default=["backbone", "window", "global"],
+                        choices=["backbone", "window", "global"])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--output", default="output/benchmark/vitdet_vs_detectron2.json")
+    parser.add_argument("--memory-worker", nargs=3, metavar=("SCOPE", "INPUT_SIZE", "IMPLEMENTATION"))
+    args = parser.parse_args()
+    if args.memory_worker:
+        scope, input_size, implementation = args.memory_worker
+        print(memory_worker(scope, int(input_size), implementation))
+        return
+
+    results = []
+    print(f"machine: {machine_description()}")
+    print("| input | scope | output rel err | ours s | detectron2 s | time ratio | CPU-time ratio "
+          "| ours MB | ours+ckpt MB | detectron2 MB | memory ratio | ckpt ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for input_size in args.input_size:
+        for scope in args.scopes:
+            row = {"scope": scope, "input_size": input_size}
+            if not args.memory_only:
+                row.update(compare(scope, input_size, args.rounds))
+            if not args.no_memory:
+                implementations = IMPLEMENTATIONS + (("ours+ckpt",) if scope == "backbone" else ())
+                growth = {name: measure_memory(scope, input_size, name) for name in implementations}
+                row["peak_rss_growth_mb"] = growth
+                row["memory_ratio"] = growth["ours"] / growth["detectron2"]
+                if "ours+ckpt" in growth:
+                    row["ckpt_memory_ratio"] = growth["ours+ckpt"] / growth["detectron2"]
+            results.append(row)
+            print(format_row(row), flush=True)
+            os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+            with open(args.output, "w") as f:
+                json.dump({"machine": machine_description(), "results": results}, f, indent=1)
+
+
+def format_row(row):
+    def cell(value, fmt):
+        return "-" if value is None else fmt.format(value)
+
+    wall = row.get("wall_s", {})
+    growth = row.get("peak_rss_growth_mb", {})
+    return " | ".join([
+        f"| {row['input_size']}", row["scope"],
+        cell(row.get("output_max_rel_err"), "{:.1e}"),
+        cell(wall.get("ours"), "{:.2f}"), cell(wall.get("detectron2"), "{:.2f}"),
+        cell(row.get("time_ratio"), "{:.2f}"), cell(row.get("cpu_time_ratio"), "{:.2f}"),
+        cell(growth.get("ours"), "{:.0f}"), cell(growth.get("ours+ckpt"), "{:.0f}"),
+        cell(growth.get("detectron2"), "{:.0f}"),
+        cell(row.get("memory_ratio"), "{:.2f}"), cell(row.get("ckpt_memory_ratio"), "{:.2f}") + " |",
+    ])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""tools/benchmark.py: measures a tiny config and writes JSON, markdown and PNG (no timing asserted)."""
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_CONFIG = os.path.join(REPO, "configs/demo/vitdet_tiny.py")
+TINY_OVERRIDES = [
+    "model.backbone.net.depth=2",
+    "model.backbone.net.embed_dim=32",
+    "model.backbone.square_pad=64",
+    "model.roi_heads.batch_size_per_image=16",
+]
+
+
+def load_benchmark_module():
+    spec = importlib.util.spec_from_file_location("benchmark_tool", os.path.join(REPO, "tools/benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = load_benchmark_module()
+
+
+@pytest.fixture(scope="module")
+def tiny_record():
+    args = benchmark.parse_args(
+        ["--config-file", DEMO_CONFIG, "--input-size", "64", "--iters", "1", "--warmup", "0",
+         "--in-process", "--matmul", "--matmul-size", "128", *TINY_OVERRIDES]
+    )
+    return benchmark.measure_config(args, DEMO_CONFIG)
+
+
+def test_record_has_every_measurement(tiny_record):
+    for key in ("params", "backbone_params", "gflops", "backbone_gflops", "train_s_per_iter",
+                "infer_s_per_image", "backbone_infer_s_per_image", "peak_rss_mb", "rss_after_build_mb",
+                "matmul_gflop_per_s", "backbone_achieved_gflop_per_s"):
+        assert tiny_record[key] > 0, key
+    assert tiny_record["peak_rss_mb"] >= tiny_record["rss_after_build_mb"] - 1
+    assert 0 < tiny_record["backbone_params"] < tiny_record["params"]
+    assert tiny_record["backbone_gflops"] < tiny_record["gflops"]
+    assert tiny_record["config"] == DEMO_CONFIG and tiny_record["name"] == "vitdet_tiny"
+    assert (tiny_record["device"], tiny_record["amp"], tiny_record["input_size"]) == ("cpu", "off", 64)
+    assert torch.isfinite(torch.tensor(tiny_record["last_train_loss"]))
+
+
+def test_overrides_reach_the_model(tiny_record):
+    # embed_dim 32 x depth 2 is far below the 128 x 4 ViT of the demo config (1.1 M backbone params).
+    assert tiny_record["backbone_params"] < 0.3
+
+
+def test_writes_json_markdown_and_png(tiny_record, tmp_path):
+    records = [tiny_record, {**tiny_record, "name": "second", "train_s_per_iter": None}]
+    benchmark.write_outputs(records, str(tmp_path))
+    with open(tmp_path / "benchmark.json") as f:
+        assert json.load(f) == records
+    lines = (tmp_path / "benchmark.md").read_text().splitlines()
+    assert lines[0].startswith("| config | input |") and len(lines) == 4
+    assert lines[2].startswith("| vitdet_tiny | 64 |")
+    assert " - |" in lines[3]  # a missing value prints as "-"
+    assert (tmp_path / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_synthetic_batch_boxes_lie_inside_the_image():
+    batch = benchmark.synthetic_batch(2, (48, 80), num_classes=3, boxes_per_image=4)
+    for item in batch:
+        assert item["image"].shape == (3, 48, 80)
+        boxes = item["instances"].gt_boxes.tensor
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 80).all() and (boxes[:, 3] <= 48).all()
+        assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+        assert item["instances"].gt_masks.tensor.shape == (4, 48, 80)
+        assert item["instances"].gt_classes.max() < 3
+
+
+def test_activation_checkpointing_needs_a_model_that_offers_it():
+    with pytest.raises(ValueError, match="no module has a use_act_checkpoint"):
+        benchmark.enable_activation_checkpointing(nn.Linear(2, 2), "plain.py")
+
+
+def test_overrides_after_config_files_are_split_off():
+    args = benchmark.parse_args(["--config-file", DEMO_CONFIG, "train.max_iter=3", "--iters", "1"])
+    assert args.config_file == [DEMO_CONFIG] and args.opts == ["train.max_iter=3"]
+
+
+def test_missing_config_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--config-file", "configs/nope.py"])
+    assert "config file not found: configs/nope.py" in capsys.readouterr().err
