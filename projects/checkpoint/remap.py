@@ -5,10 +5,13 @@ by prefixes (``module.``, ``encoder.``), and by renamed sub-modules. Each family
 converter states those differences as data (prefixes and ordered regex rules) and
 calls these functions, so no converter re-implements the walk over the keys.
 """
+import logging
 import re
 from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 WRAPPER_KEYS = ("model", "state_dict", "module")
 
@@ -68,9 +71,12 @@ def rename_keys(state_dict: Mapping[str, torch.Tensor], rules: Sequence[Tuple[st
     return out
 
 
-def drop_keys(state_dict: Mapping[str, torch.Tensor], patterns: Iterable[str]) -> Tuple[Dict[str, torch.Tensor], list]:
+def drop_keys(
+    state_dict: Mapping[str, torch.Tensor], patterns: Iterable[str], source: str = ""
+) -> Tuple[Dict[str, torch.Tensor], list]:
     """Split off keys matching any regex in ``patterns`` (classifier heads, buffers we
-    recompute). Returns ``(kept, dropped_key_names)`` so callers can report what was skipped."""
+    recompute). Returns ``(kept, dropped_key_names)``; with ``source`` (e.g. "official
+    Swin") the dropped names are also logged, so every skipped weight is reported."""
     compiled = [re.compile(p) for p in patterns]
     kept, dropped = {}, []
     for key, value in state_dict.items():
@@ -78,4 +84,6 @@ def drop_keys(state_dict: Mapping[str, torch.Tensor], patterns: Iterable[str]) -
             dropped.append(key)
         else:
             kept[key] = value
+    if source and dropped:
+        logger.info("%s checkpoint: skipped %d keys without a detector counterpart: %s", source, len(dropped), dropped)
     return kept, dropped

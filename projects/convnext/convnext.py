@@ -6,7 +6,6 @@ freezing, activation checkpointing, and the detectron2 ``Backbone`` interface
 (``res2``..``res5`` at strides 4..32). Pretrained weights come only through the
 checkpointer, converted by the functions at the end of this file.
 """
-import logging
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,7 +29,6 @@ __all__ = [
     "is_timm_convnext_checkpoint",
 ]
 
-logger = logging.getLogger(__name__)
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
 BACKBONE_PREFIX = "backbone.bottom_up."
@@ -206,10 +204,6 @@ def build_convnext_fpn_backbone(cfg, input_shape):
 _CLASSIFIER_KEYS = (r"^head\.", r"^norm\.", r"^norm_pre\.")
 
 
-def _log_skipped(fmt, skipped):
-    if skipped:
-        logger.info("%s checkpoint: skipped %d keys without a detector counterpart: %s", fmt, len(skipped), skipped)
-
 
 def is_timm_convnext_checkpoint(state_dict):
     """timm's ConvNeXt keys: ``stem.0.*``, ``stages.{i}.blocks.{j}.conv_dw.*``."""
@@ -224,8 +218,7 @@ def convert_timm_convnext_checkpoint(state_dict, model=None):
     Our backbone holds timm's modules, so only the classifier is dropped. ``model``
     is not needed and accepted for the common converter signature.
     """
-    kept, skipped = drop_keys(state_dict, _CLASSIFIER_KEYS)
-    _log_skipped("timm ConvNeXt", skipped)
+    kept, _ = drop_keys(state_dict, _CLASSIFIER_KEYS, source="timm ConvNeXt")
     return add_prefix(kept, BACKBONE_PREFIX)
 
 
@@ -247,6 +240,5 @@ _OFFICIAL_TO_TIMM = (
 def convert_official_convnext_checkpoint(state_dict, model=None):
     """Official ConvNeXt state dict (``downsample_layers.*``, ``stages.{i}.{j}.*``, ``norm.*``,
     ``head.*``) -> detector keys. ``model`` is accepted for the common signature."""
-    kept, skipped = drop_keys(state_dict, _CLASSIFIER_KEYS)
-    _log_skipped("official ConvNeXt", skipped)
+    kept, _ = drop_keys(state_dict, _CLASSIFIER_KEYS, source="official ConvNeXt")
     return add_prefix(rename_keys(kept, _OFFICIAL_TO_TIMM), BACKBONE_PREFIX)

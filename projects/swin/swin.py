@@ -297,10 +297,6 @@ def _resize_bias_tables(state_dict, model):
     return resized
 
 
-def _log_skipped(fmt, skipped):
-    if skipped:
-        logger.info("%s checkpoint: skipped %d keys without a detector counterpart: %s", fmt, len(skipped), skipped)
-
 
 def is_timm_swin_checkpoint(state_dict):
     """timm's Swin keys: ``layers.{i}.blocks.*`` with patch merging opening stages 1-3."""
@@ -315,8 +311,7 @@ def convert_timm_swin_checkpoint(state_dict, model=None):
     """timm Swin state dict -> detector keys (``backbone.bottom_up.*``). Our backbone
     holds timm's modules, so only the classifier is dropped; bias tables are resized
     to ``model``'s window when given."""
-    kept, skipped = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS)
-    _log_skipped("timm Swin", skipped)
+    kept, _ = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS, source="timm Swin")
     return add_prefix(_resize_bias_tables(kept, model), BACKBONE_PREFIX)
 
 
@@ -329,8 +324,7 @@ def convert_official_swin_checkpoint(state_dict, model=None):
     """Official Swin state dict -> detector keys: patch merging moves to the next stage,
     ``relative_position_index`` / ``attn_mask`` buffers and the classifier are dropped,
     and bias tables are resized to ``model``'s window when given."""
-    kept, skipped = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS)
-    _log_skipped("official Swin", skipped)
+    kept, _ = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS, source="official Swin")
     return add_prefix(_resize_bias_tables(rename_keys(kept, _DOWNSAMPLE_TO_NEXT_STAGE), model), BACKBONE_PREFIX)
 
 
@@ -346,7 +340,6 @@ def convert_detectron2_swin_checkpoint(state_dict, model=None):
     (same detectron2 modules) keep their names."""
     backbone = {k: v for k, v in state_dict.items() if k.startswith(BACKBONE_PREFIX)}
     rest = {k: v for k, v in state_dict.items() if not k.startswith(BACKBONE_PREFIX)}
-    backbone, skipped = drop_keys(strip_prefixes(backbone, [BACKBONE_PREFIX]), _BUFFER_KEYS)
-    _log_skipped("detectron2 Swin", skipped)
+    backbone, _ = drop_keys(strip_prefixes(backbone, [BACKBONE_PREFIX]), _BUFFER_KEYS, source="detectron2 Swin")
     converted = add_prefix(_resize_bias_tables(rename_keys(backbone, _DOWNSAMPLE_TO_NEXT_STAGE), model), BACKBONE_PREFIX)
     return {**rest, **converted}
