@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.d2backbones-installed
 CONFIG ?= configs/demo/vitdet_tiny.py
 OUTPUT ?= output/demo
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: install demo test clean
 
