@@ -3,6 +3,7 @@ import logging
 import sys
 import time
 
+import torch
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -85,6 +86,12 @@ def main(args, cfg=None):
     if comm.is_main_process() and results:
         path = write_results(cfg, results, args.config_file, time.perf_counter() - start)
         logger.info("Results written to %s", path)
+    if comm.get_world_size() > 1:
+        # Ranks leave together and close the process group before the interpreter exits:
+        # a rank that exits while a peer's gloo threads still talk to it can abort
+        # ("terminate called without an active exception"), seen once in CI.
+        comm.synchronize()
+        torch.distributed.destroy_process_group()
     return results
 
 
