@@ -10,7 +10,6 @@ checkpointer, converted by the functions at the end of this file.
 import torch.nn as nn
 import torch.nn.functional as F
 from detectron2.config import CfgNode as CN
-from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from timm.models.convnext import ConvNeXt as TimmConvNeXt
@@ -153,12 +152,6 @@ class ConvNeXt(Backbone):
             if name in self._out_features:
                 outputs[name] = getattr(self, f"norm{i}")(x)
         return outputs
-
-    def output_shape(self):
-        return {
-            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
-            for name in self._out_features
-        }
 
 
 def add_convnext_config(cfg):

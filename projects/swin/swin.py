@@ -14,7 +14,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from detectron2.config import CfgNode as CN
-from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from timm.models.swin_transformer import SwinTransformer as TimmSwinTransformer
@@ -212,12 +211,6 @@ class SwinTransformer(Backbone):
             if name in self._out_features:
                 outputs[name] = getattr(self, f"norm{i}")(x).permute(0, 3, 1, 2).contiguous()
         return outputs
-
-    def output_shape(self):
-        return {
-            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
-            for name in self._out_features
-        }
 
 
 def add_swin_config(cfg):
