@@ -73,7 +73,7 @@ def shrink_model(model_cfg):
     """Cut ``model_cfg`` to test size; returns the side of the largest input it takes.
 
     Big ViTs become TINY_VIT, input sizes (``img_size``, ``square_pad``) at most
-    TEST_SIZE, proposals per image at most TEST_PROPOSALS. A ViT is any node with
+    TEST_SIZE, proposals and detections per image at most TEST_PROPOSALS. A ViT is any node with
     integer ``embed_dim``, ``depth`` and ``num_heads``; only keys a node already
     has are changed, so any ViT-like target works.
     """
@@ -97,6 +97,10 @@ def shrink_model(model_cfg):
         for key, cap in (("pre_nms_topk", 4 * TEST_PROPOSALS), ("post_nms_topk", TEST_PROPOSALS)):
             if key in node:
                 node[key] = [min(k, cap) for k in node[key]]
+        # Every detection runs through the mask heads (one per stage in an mmdet cascade):
+        # untrained LVIS heads would keep all 300 detections per image.
+        if isinstance(node.get("test_topk_per_image"), int):
+            node.test_topk_per_image = min(node.test_topk_per_image, TEST_PROPOSALS)
     return input_size
 
 

@@ -336,3 +336,22 @@ def test_unregistered_name_suggests_how_to_register():
 def test_registered_user_dataset_needs_no_check(box_only_dataset, catalogs):
     register_user_dataset("mine", *box_only_dataset)
     check_dataset_available("mine")
+
+
+@pytest.mark.parametrize(
+    "config", ["common/models/mask_rcnn_vitdet.py", "common/models/cascade_mask_rcnn_fpn_hierarchical.py"]
+)
+def test_box_only_data_turns_every_mask_head_off(box_only_dataset, catalogs, config):
+    from detectron2.config import LazyConfig, instantiate
+
+    from d2backbones.engine import adapt_model_to_data
+
+    register_user_dataset("boxes_only", *box_only_dataset)
+    cfg = LazyConfig.load(os.path.join(os.path.dirname(__file__), "..", "configs", config))
+    cfg.dataloader = LazyConfig.load(
+        os.path.join(os.path.dirname(__file__), "..", "configs", "common", "data", "coco_lsj.py")
+    ).dataloader
+    adapt_model_to_data(cfg, ["boxes_only"], [])
+    roi_heads = instantiate(cfg.model.roi_heads)
+    assert roi_heads.num_classes == 2 and not roi_heads.mask_on
+    assert cfg.dataloader.train.mapper.use_instance_mask is False

@@ -43,10 +43,13 @@ def adapt_model_to_data(cfg, train_names, user_overrides):
         return
     if classes and "model.roi_heads.num_classes" not in overridden:
         roi_heads.num_classes = len(classes)
-    if not metadata.get("has_masks", True) and roi_heads.get("mask_head") is not None:
+    # One mask head, or one per cascade stage (MMDetCascadeROIHeads).
+    mask_head_keys = [key for key in ("mask_head", "mask_heads") if roi_heads.get(key) is not None]
+    if not metadata.get("has_masks", True) and mask_head_keys:
         roi_heads.mask_in_features = None
         roi_heads.mask_pooler = None
-        roi_heads.mask_head = None
+        for key in mask_head_keys:
+            roi_heads[key] = None
         cfg.dataloader.train.mapper.use_instance_mask = False
         # recompute_boxes derives the cropped boxes from the masks, which box-only data lacks.
         cfg.dataloader.train.mapper.recompute_boxes = False
