@@ -3,19 +3,22 @@
 The network is timm's ``ConvNeXt``, built without weights; this module adds what the
 official detection code adds around it: a LayerNorm on every output stage, stage
 freezing, activation checkpointing, and the detectron2 ``Backbone`` interface
-(``res2``..``res5`` at strides 4..32). Pretrained weights come only through the
-checkpointer, converted by the functions at the end of this file.
+(``res2``..``res5`` at strides 4..32), the output norms, freezing and interface
+shared with Swin through ``HierarchicalBackbone``. Pretrained weights come only
+through the checkpointer, converted by the functions at the end of this file.
 """
 
-import torch.nn as nn
+from functools import partial
+
 import torch.nn.functional as F
 from detectron2.config import CfgNode as CN
-from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling import BACKBONE_REGISTRY
 from timm.models.convnext import ConvNeXt as TimmConvNeXt
 
 from ..checkpoint import add_prefix, drop_keys, rename_keys
 from ..layers import LayerNorm2d
+from ..modeling.hierarchical import BACKBONE_PREFIX, STAGE_NAMES, HierarchicalBackbone
+from ..modeling.yacs_builders import build_fpn_on, size_arguments
 
 __all__ = [
     "ConvNeXt",
@@ -29,8 +32,8 @@ __all__ = [
 ]
 
 
-STAGE_NAMES = ("res2", "res3", "res4", "res5")
-BACKBONE_PREFIX = "backbone.bottom_up."
+# timm's stem: a 4 x 4 convolution of stride 4.
+STEM_STRIDE = 4
 
 # Sizes of the paper (Table 11 / the official model definitions).
 CONVNEXT_SIZES = {
@@ -41,7 +44,7 @@ CONVNEXT_SIZES = {
 }
 
 
-class ConvNeXt(Backbone):
+class ConvNeXt(HierarchicalBackbone):
     """timm's ConvNeXt with a channels-first LayerNorm on each output stage.
 
     Input (N, 3, H, W) of any size; it is zero-padded on the bottom and right to a
@@ -80,12 +83,7 @@ class ConvNeXt(Backbone):
         super().__init__()
         if len(depths) != 4 or len(dims) != 4:
             raise ValueError(f"ConvNeXt has 4 stages; got depths={depths} and dims={dims}")
-        unknown = [name for name in out_features if name not in STAGE_NAMES]
-        if unknown or not out_features:
-            raise ValueError(f"out_features must be a non-empty subset of {STAGE_NAMES}; got {list(out_features)}")
-        if not 0 <= freeze_at <= 5:
-            raise ValueError(f"freeze_at must be in 0..5 (stem, res2..res5); got {freeze_at}")
-        num_stages = max(STAGE_NAMES.index(name) for name in out_features) + 1
+        num_stages = self.stages_to_build(out_features, freeze_at, stem_name="stem")
         net = TimmConvNeXt(
             in_chans=in_chans,
             num_classes=0,
@@ -96,39 +94,13 @@ class ConvNeXt(Backbone):
         )
         self.stem = net.stem
         self.stages = net.stages[:num_stages]
-        self._out_features = list(out_features)
-        for i, name in enumerate(STAGE_NAMES[:num_stages]):
-            if name in out_features:
-                self.add_module(f"norm{i}", LayerNorm2d(dims[i], eps=1e-6))
-        self._out_feature_channels = {name: dims[STAGE_NAMES.index(name)] for name in out_features}
-        self._out_feature_strides = {name: 2 ** (STAGE_NAMES.index(name) + 2) for name in out_features}
-        self._size_divisibility = 2 ** (num_stages + 1)
+        self._add_output_norms(out_features, dims, STEM_STRIDE, partial(LayerNorm2d, eps=1e-6))
         for stage in self.stages:
             stage.grad_checkpointing = use_act_checkpoint
-        self.freeze_at = freeze_at
-        for module in self._frozen_modules():
-            for param in module.parameters():
-                param.requires_grad = False
-        self.train()
+        self._freeze(freeze_at)
 
-    def _frozen_modules(self):
-        modules = [self.stem] if self.freeze_at >= 1 else []
-        return modules + list(self.stages[: max(self.freeze_at - 1, 0)])
-
-    def train(self, mode=True):
-        """Frozen stages stay in eval mode, so their drop path is off."""
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
-
-    @property
-    def size_divisibility(self):
-        return self._size_divisibility
-
-    @property
-    def padding_constraints(self):
-        return {"size_divisibility": self._size_divisibility}
+    def stem_and_stages(self):
+        return self.stem, self.stages
 
     def forward(self, x):
         """
@@ -142,16 +114,9 @@ class ConvNeXt(Backbone):
         if x.dim() != 4:
             raise ValueError(f"ConvNeXt takes (N, C, H, W) images; got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        divisor = self._size_divisibility
+        divisor = self.size_divisibility
         x = F.pad(x, (0, -width % divisor, 0, -height % divisor))
-        x = self.stem(x)
-        outputs = {}
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            name = STAGE_NAMES[i]
-            if name in self._out_features:
-                outputs[name] = getattr(self, f"norm{i}")(x)
-        return outputs
+        return self._forward_stages(self.stem(x))
 
 
 def add_convnext_config(cfg):
@@ -166,11 +131,8 @@ def add_convnext_config(cfg):
 def build_convnext_backbone(cfg, input_shape):
     """ConvNeXt from ``MODEL.CONVNEXT`` (SIZE one of tiny/small/base/large), with
     ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.RESNETS.OUT_FEATURES`` read as for ResNet."""
-    size = cfg.MODEL.CONVNEXT.SIZE
-    if size not in CONVNEXT_SIZES:
-        raise ValueError(f"MODEL.CONVNEXT.SIZE must be one of {sorted(CONVNEXT_SIZES)}; got {size!r}")
     return ConvNeXt(
-        **CONVNEXT_SIZES[size],
+        **size_arguments(CONVNEXT_SIZES, cfg.MODEL.CONVNEXT.SIZE, "MODEL.CONVNEXT.SIZE"),
         in_chans=input_shape.channels,
         drop_path_rate=cfg.MODEL.CONVNEXT.DROP_PATH_RATE,
         out_features=tuple(cfg.MODEL.RESNETS.OUT_FEATURES),
@@ -182,14 +144,7 @@ def build_convnext_backbone(cfg, input_shape):
 @BACKBONE_REGISTRY.register()
 def build_convnext_fpn_backbone(cfg, input_shape):
     """ConvNeXt + detectron2's FPN (``MODEL.FPN.*``, P2-P6), as ``build_resnet_fpn_backbone``."""
-    return FPN(
-        bottom_up=build_convnext_backbone(cfg, input_shape),
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return build_fpn_on(build_convnext_backbone(cfg, input_shape), cfg)
 
 
 # ---- checkpoint conversion --------------------------------------------------------------

@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 from detectron2.config import CfgNode as CN
 from detectron2.layers import NaiveSyncBatchNorm
-from detectron2.modeling import BACKBONE_REGISTRY, FPN, META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils import comm
 
+from ..modeling.yacs_builders import build_fpn_on
 from .mimdet import MIMDetBackbone, MIMDetDecoder, MIMDetEncoder
 
 __all__ = ["PaddingAwareRCNN", "add_mimdet_config", "build_mimdet_fpn_backbone", "sync_batch_norm"]
@@ -91,11 +91,4 @@ def build_mimdet_fpn_backbone(cfg, input_shape):
         sample_ratio=mim.SAMPLE_RATIO,
         test_sample_ratio=mim.TEST_SAMPLE_RATIO,
     )
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=["c2", "c3", "c4", "c5"],
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return build_fpn_on(bottom_up, cfg, in_features=["c2", "c3", "c4", "c5"])

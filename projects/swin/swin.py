@@ -5,8 +5,9 @@ This module adds what the official detection code (Swin-Transformer-Object-Detec
 and detectron2's ``SwinTransformer``) adds around it: a LayerNorm on every output
 stage, padding of each block's map to window multiples *before* the cyclic shift,
 stage freezing, activation checkpointing and the detectron2 ``Backbone`` interface
-(``res2``..``res5`` at strides 4..32). Pretrained weights come only through the
-checkpointer, converted by the functions at the end of this file.
+(``res2``..``res5`` at strides 4..32), the output norms, freezing and interface
+shared with ConvNeXt through ``HierarchicalBackbone``. Pretrained weights come only
+through the checkpointer, converted by the functions at the end of this file.
 """
 import logging
 
@@ -14,13 +15,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from detectron2.config import CfgNode as CN
-from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling import BACKBONE_REGISTRY
 from timm.models.swin_transformer import SwinTransformer as TimmSwinTransformer
 from timm.models.swin_transformer import SwinTransformerBlock, window_partition, window_reverse
 
 from ..checkpoint import add_prefix, drop_keys, rename_keys, strip_prefixes
 from ..layers import resize_rel_pos_bias_table
+from ..modeling.hierarchical import BACKBONE_PREFIX, STAGE_NAMES, HierarchicalBackbone
+from ..modeling.yacs_builders import build_fpn_on, size_arguments
 
 __all__ = [
     "SWIN_SIZES",
@@ -37,9 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-STAGE_NAMES = ("res2", "res3", "res4", "res5")
-BACKBONE_PREFIX = "backbone.bottom_up."
 
 # Sizes of the paper (Sec. 3.3).
 SWIN_SIZES = {
@@ -78,7 +77,7 @@ class PadThenShiftBlock(SwinTransformerBlock):
         return x[:, :height, :width].contiguous()
 
 
-class SwinTransformer(Backbone):
+class SwinTransformer(HierarchicalBackbone):
     """timm's Swin Transformer with a LayerNorm on each output stage.
 
     Input (N, 3, H, W) of any size: it is zero-padded to a multiple of the patch size,
@@ -124,11 +123,7 @@ class SwinTransformer(Backbone):
         super().__init__()
         if len(depths) != 4 or len(num_heads) != 4:
             raise ValueError(f"Swin has 4 stages; got depths={depths} and num_heads={num_heads}")
-        unknown = [name for name in out_features if name not in STAGE_NAMES]
-        if unknown or not out_features:
-            raise ValueError(f"out_features must be a non-empty subset of {STAGE_NAMES}; got {list(out_features)}")
-        if not 0 <= freeze_at <= 5:
-            raise ValueError(f"freeze_at must be in 0..5 (patch embedding, res2..res5); got {freeze_at}")
+        num_stages = self.stages_to_build(out_features, freeze_at, stem_name="patch embedding")
         net = TimmSwinTransformer(
             img_size=pretrain_img_size,
             patch_size=patch_size,
@@ -146,7 +141,6 @@ class SwinTransformer(Backbone):
             attn_drop_rate=attn_drop_rate,
             drop_path_rate=drop_path_rate,
         )
-        num_stages = max(STAGE_NAMES.index(name) for name in out_features) + 1
         self.patch_embed = net.patch_embed
         self.layers = net.layers[:num_stages]
         for stage in self.layers:
@@ -158,38 +152,15 @@ class SwinTransformer(Backbone):
         self.depths = tuple(depths)
 
         dims = [embed_dim * 2**i for i in range(4)]
-        self._out_features = list(out_features)
-        for i, name in enumerate(STAGE_NAMES[:num_stages]):
-            if name in out_features:
-                self.add_module(f"norm{i}", nn.LayerNorm(dims[i]))
-        self._out_feature_channels = {name: dims[STAGE_NAMES.index(name)] for name in out_features}
-        self._out_feature_strides = {name: patch_size * 2 ** STAGE_NAMES.index(name) for name in out_features}
-        self.freeze_at = freeze_at
-        for module in self._frozen_modules():
-            for param in module.parameters():
-                param.requires_grad = False
-        self.train()
+        self._add_output_norms(out_features, dims, patch_size, nn.LayerNorm)
+        self._freeze(freeze_at)
 
-    def _frozen_modules(self):
-        modules = [self.patch_embed] if self.freeze_at >= 1 else []
-        return modules + list(self.layers[: max(self.freeze_at - 1, 0)])
+    def stem_and_stages(self):
+        return self.patch_embed, self.layers
 
-    def train(self, mode=True):
-        """Frozen stages stay in eval mode, so their drop path is off."""
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
-
-    @property
-    def size_divisibility(self):
-        return max(self._out_feature_strides.values())
-
-    @property
-    def padding_constraints(self):
-        """Any size runs (windows are padded inside); batching to the largest stride
-        keeps every stage's map an exact halving of the one before."""
-        return {"size_divisibility": self.size_divisibility}
+    def _output_of_stage(self, index, x):
+        """Normed (N, H, W, C) map -> (N, C, H, W), detectron2's layout."""
+        return super()._output_of_stage(index, x).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, x):
         """
@@ -203,14 +174,7 @@ class SwinTransformer(Backbone):
             raise ValueError(f"Swin takes (N, C, H, W) images; got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
         x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
-        x = self.patch_embed(x)
-        outputs = {}
-        for i, stage in enumerate(self.layers):
-            x = stage(x)
-            name = STAGE_NAMES[i]
-            if name in self._out_features:
-                outputs[name] = getattr(self, f"norm{i}")(x).permute(0, 3, 1, 2).contiguous()
-        return outputs
+        return self._forward_stages(self.patch_embed(x))
 
 
 def add_swin_config(cfg):
@@ -226,11 +190,8 @@ def add_swin_config(cfg):
 def build_swin_backbone(cfg, input_shape):
     """Swin from ``MODEL.SWIN`` (SIZE one of tiny/small/base/large), with
     ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.RESNETS.OUT_FEATURES`` read as for ResNet."""
-    size = cfg.MODEL.SWIN.SIZE
-    if size not in SWIN_SIZES:
-        raise ValueError(f"MODEL.SWIN.SIZE must be one of {sorted(SWIN_SIZES)}; got {size!r}")
     return SwinTransformer(
-        **SWIN_SIZES[size],
+        **size_arguments(SWIN_SIZES, cfg.MODEL.SWIN.SIZE, "MODEL.SWIN.SIZE"),
         in_chans=input_shape.channels,
         window_size=cfg.MODEL.SWIN.WINDOW_SIZE,
         drop_path_rate=cfg.MODEL.SWIN.DROP_PATH_RATE,
@@ -243,14 +204,7 @@ def build_swin_backbone(cfg, input_shape):
 @BACKBONE_REGISTRY.register()
 def build_swin_fpn_backbone(cfg, input_shape):
     """Swin + detectron2's FPN (``MODEL.FPN.*``, P2-P6), as ``build_resnet_fpn_backbone``."""
-    return FPN(
-        bottom_up=build_swin_backbone(cfg, input_shape),
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return build_fpn_on(build_swin_backbone(cfg, input_shape), cfg)
 
 
 # ---- checkpoint conversion --------------------------------------------------------------

@@ -21,13 +21,12 @@ from functools import partial
 import torch.nn as nn
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
-from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from d2backbones.mimdet import MIMDetBackbone, MIMDetDecoder, MIMDetEncoder, PaddingAwareRCNN, mimdet_lr_factor, sync_batch_norm
 
 from ...common.data.coco_multiscale_crop import dataloader
 from ...common.optim import AdamW as optimizer
+from ...common.schedule import warmup_step_lr_multiplier
 from ...common.train import train
 
 # The reference counts a COCO epoch as 120,000 images.
@@ -100,12 +99,7 @@ train.amp.enabled = True
 train.ddp.fp16_compression = True
 train.output_dir = "output/mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x"
 
-lr_multiplier = L(WarmupParamScheduler)(
-    scheduler=L(MultiStepParamScheduler)(
-        values=[1.0, 0.1, 0.01],
-        milestones=[ITERS_PER_EPOCH * 27, ITERS_PER_EPOCH * 33],
-        num_updates=train.max_iter,
-    ),
-    warmup_length=0.25 / EPOCHS,
-    warmup_factor=0.0,
+# Warmup over a quarter epoch, from lr 0.
+lr_multiplier = warmup_step_lr_multiplier(
+    train.max_iter, [ITERS_PER_EPOCH * 27, ITERS_PER_EPOCH * 33], warmup_iters=ITERS_PER_EPOCH / 4, warmup_factor=0.0
 )

@@ -13,15 +13,13 @@ Recipe of the official Swin detection config
 | published   | 46.0 box AP, 41.6 mask AP, 48M parameters                          |
 """
 from detectron2.config import LazyCall as L
-from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from d2backbones.swin import SwinTransformer
 
 from ...common.data.coco_multiscale_crop import dataloader
 from ...common.models.mask_rcnn_fpn_hierarchical import model
 from ...common.optim import AdamW as optimizer
-from ...common.schedule import coco_iters
+from ...common.schedule import coco_step_schedule
 from ...common.train import train
 
 model.backbone.bottom_up = L(SwinTransformer)(
@@ -33,18 +31,7 @@ dataloader.test.mapper.image_format = "RGB"
 train.amp.enabled = True
 train.init_checkpoint = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth"
 
-# coco_iters counts batches of 64; at batch 16 an epoch is 4x as many iterations.
-ITERS_PER_BATCH_64 = 4
-train.max_iter = coco_iters(epochs=36) * ITERS_PER_BATCH_64
-lr_multiplier = L(WarmupParamScheduler)(
-    scheduler=L(MultiStepParamScheduler)(
-        values=[1.0, 0.1, 0.01],
-        milestones=[coco_iters(epochs=27) * ITERS_PER_BATCH_64, coco_iters(epochs=33) * ITERS_PER_BATCH_64],
-        num_updates=train.max_iter,
-    ),
-    warmup_length=500 / train.max_iter,
-    warmup_factor=0.001,
-)
+train.max_iter, lr_multiplier = coco_step_schedule(epochs=36, drop_epochs=(27, 33), batch_size=16, warmup_iters=500)
 
 optimizer.lr = 1e-4
 optimizer.weight_decay = 0.05

@@ -16,8 +16,8 @@ from detectron2.config import LazyCall as L
 from detectron2.data.detection_utils import get_fed_loss_cls_weights
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from d2backbones.evaluation.lvis import LVISEvaluator
-from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+from ..schedule import warmup_step_lr_multiplier
 
 NUM_CLASSES = 1203
 REPEAT_THRESH = 0.001
@@ -91,8 +91,4 @@ def lvis_step_lr_multiplier(epochs, drop_epochs=None, batch_size=64, warmup_iter
         milestones = [int(drop * epochs // 100 * 64 // batch_size) for drop in LR_DROPS_100_EPOCHS]
     else:
         milestones = [int(iters_per_epoch * epoch) for epoch in drop_epochs]
-    return L(WarmupParamScheduler)(
-        scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=milestones, num_updates=max_iter),
-        warmup_length=warmup_iters / max_iter,
-        warmup_factor=warmup_factor,
-    )
+    return warmup_step_lr_multiplier(max_iter, milestones, warmup_iters, warmup_factor)
