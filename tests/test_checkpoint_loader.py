@@ -4,6 +4,7 @@ import argparse
 import functools
 import hashlib
 import http.server
+import importlib.util
 import os
 import pickle
 import socket
@@ -340,9 +341,26 @@ def test_unknown_zoo_name_suggests_a_close_one():
 def test_zoo_entries_name_existing_configs_and_published_numbers():
     for entry in ZOO.values():
         assert entry.url.startswith("https://") and entry.kind in ("detector", "pretrained")
-        assert entry.config is None or os.path.isfile(entry.config), entry.name
+        assert os.path.isfile(entry.config), entry.name
     assert (ZOO["vitdet/coco/mask_rcnn_vitdet_b_100ep"].box_ap, ZOO["vitdet/coco/mask_rcnn_vitdet_b_100ep"].mask_ap) == (51.6, 45.9)
     assert (ZOO["vitdet/lvis/cascade_mask_rcnn_vitdet_b_100ep"].box_ap, ZOO["vitdet/lvis/cascade_mask_rcnn_vitdet_b_100ep"].mask_ap) == (43.0, 38.9)
+
+
+def load_convert_tool():
+    spec = importlib.util.spec_from_file_location("convert_checkpoint", "tools/convert_checkpoint.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_readme_zoo_table_gives_every_entry_its_command():
+    tool = load_convert_tool()
+    readme = open("README.md").read()
+    rows = tool.zoo_table(count_params=False).splitlines()[2:]
+    assert len(rows) == len(ZOO)
+    for name, entry in ZOO.items():
+        assert f"| {name} | {entry.kind} |" in readme, name
+        assert f"`{tool.zoo_command(entry)}`" in readme, name
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
@@ -390,9 +408,9 @@ def test_zoo_download_checks_hash_and_size(server, cache, monkeypatch):
     root, base = server
     file_path = save({"model": mae_encoder()}, root / "model_final.pth")
     data = open(file_path, "rb").read()
-    good = ZooEntry("test/loopback/good", f"{base}/model_final.pth", "detector",
+    good = ZooEntry("test/loopback/good", f"{base}/model_final.pth", "detector", MODEL_CONFIG,
                     sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    bad = ZooEntry("test/loopback/bad", f"{base}/model_final.pth?v=2", "detector", sha256="0" * 64)
+    bad = ZooEntry("test/loopback/bad", f"{base}/model_final.pth?v=2", "detector", MODEL_CONFIG, sha256="0" * 64)
     monkeypatch.setitem(zoo.ZOO, good.name, good)
     monkeypatch.setitem(zoo.ZOO, bad.name, bad)
     with pytest.raises(DownloadError, match="failed its check .*sha256") as error:
@@ -417,11 +435,7 @@ def test_download_gives_up_on_a_silent_server(cache):
 
 
 def test_convert_checkpoint_tool_writes_detector_keys(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", "tools/convert_checkpoint.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_convert_tool()
     source = save({"model": mae_encoder()}, tmp_path / "mae.pth")
     output = tmp_path / "converted.pth"
     tool.main([source, "--from", "auto", "--to", "d2", "--family", "vitdet", "--output", str(output)])

@@ -2,6 +2,7 @@
 """Convert a foreign checkpoint to detector keys (a ``.pth`` that ``train.init_checkpoint`` loads as is).
 
     tools/convert_checkpoint.py --list
+    tools/convert_checkpoint.py --zoo-table        # the README's model-zoo table
     tools/convert_checkpoint.py mae_pretrain_vit_base.pth --to d2 --output vit_b_d2.pth
     tools/convert_checkpoint.py convnext_tiny_1k_224.pth --from official_convnext --output convnext_t_d2.pth
     tools/convert_checkpoint.py zoo://mae/in1k/vit_base_full --family mimdet \\
@@ -41,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", help="output .pth")
     parser.add_argument("--allow-unsafe", action="store_true", help="allow files that need full unpickling")
     parser.add_argument("--list", action="store_true", help="list the formats and zoo names, then exit")
+    parser.add_argument(
+        "--zoo-table", action="store_true", help="print the zoo as a markdown table with the command for each entry"
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +57,35 @@ def list_everything():
         print(f"  zoo://{name:<50} {entry.kind:<10} {entry.url}")
 
 
+def zoo_command(entry):
+    """The command that evaluates a detector entry, or trains its recipe from a pretrained one."""
+    action = "--eval-only " if entry.kind == "detector" else ""
+    return f"tools/train_net.py --config-file {entry.config} {action}train.init_checkpoint={entry.uri}"
+
+
+def count_params_m(config_file):
+    """Parameters of a config's model, in millions, counted on the meta device (no memory, no weights)."""
+    import torch
+    from detectron2.config import LazyConfig, instantiate
+
+    with torch.device("meta"):
+        model = instantiate(LazyConfig.load(config_file).model)
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def zoo_table(count_params=True):
+    """The model zoo as markdown: name, kind, published AP, our parameter count and
+    the published one where it differs, and the command to run."""
+    lines = ["| zoo name | kind | published box / mask AP | params | command |", "|---|---|---|---|---|"]
+    for name, entry in sorted(ZOO.items()):
+        ap = f"{entry.box_ap} / {entry.mask_ap}" if entry.box_ap is not None else "–"
+        params = f"{count_params_m(entry.config):.1f}M" if count_params else "–"
+        if count_params and entry.params_m and abs(entry.params_m - float(params[:-1])) / entry.params_m > 0.02:
+            params += f" (published {entry.params_m:g}M)"
+        lines.append(f"| {name} | {entry.kind} | {ap} | {params} | `{zoo_command(entry)}` |")
+    return "\n".join(lines)
+
+
 def build_model(config_file):
     from detectron2.config import LazyConfig, instantiate
 
@@ -63,6 +96,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.list:
         list_everything()
+        return
+    if args.zoo_table:
+        print(zoo_table())
         return
     if not args.checkpoint or not args.output:
         sys.exit("error: give a checkpoint and --output (or --list)")

@@ -30,7 +30,8 @@ class ZooEntry:
         name: ``<family>/<dataset>/<model>``, used as ``zoo://<name>``.
         url: official download address.
         kind: "detector" or "pretrained" (see the module docstring).
-        config: our config that the file belongs to (None while no config exists).
+        config: our config that the file belongs to (a detector's, or the recipe that
+            starts from a pretrained file).
         box_ap, mask_ap: published AP (None where unpublished or unknown).
         params_m: published parameter count in millions (None where unknown).
         sha256, size: expected file hash / byte size (None: unknown, not checked).
@@ -40,7 +41,7 @@ class ZooEntry:
     name: str
     url: str
     kind: str
-    config: Optional[str] = None
+    config: str
     box_ap: Optional[float] = None
     mask_ap: Optional[float] = None
     params_m: Optional[float] = None
@@ -57,7 +58,7 @@ _VITDET_README = "detectron2 projects/ViTDet/README.md"
 _MIMDET_CONFIG = "configs/MIMDet/COCO/mimdet_vit_{}_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x.py"
 
 
-def _vitdet(dataset, config, run, box_ap, mask_ap, family="vitdet", has_config=True):
+def _vitdet(dataset, config, run, box_ap, mask_ap, family="vitdet"):
     """A file of detectron2's ViTDet model zoo: ``ViTDet/<dataset>/<model>/<run>/model_final_<id>.pkl``."""
     model = config.rsplit("_", 1)[0]
     family_dir = {"vitdet": "ViTDet", "swin": "Swin"}[family]
@@ -65,7 +66,7 @@ def _vitdet(dataset, config, run, box_ap, mask_ap, family="vitdet", has_config=T
         name=f"{family}/{dataset.lower()}/{config}",
         url=f"{D2_HOST}ViTDet/{dataset}/{model}/{run}",
         kind="detector",
-        config=f"configs/{family_dir}/{dataset}/{config}.py" if has_config else None,
+        config=f"configs/{family_dir}/{dataset}/{config}.py",
         box_ap=box_ap,
         mask_ap=mask_ap,
         source=_VITDET_README,
@@ -91,8 +92,7 @@ _ENTRIES = [
     _vitdet("COCO", "cascade_mask_rcnn_swin_b_in21k_50ep", "f342979038/model_final_246a82.pkl", 53.9, 46.2, "swin"),
     _vitdet("COCO", "cascade_mask_rcnn_swin_l_in21k_50ep", "f342979186/model_final_7c897e.pkl", 55.0, 47.2, "swin"),
     _vitdet("LVIS", "cascade_mask_rcnn_swin_b_in21k_50ep", "329222304/model_final_a3a348.pkl", 44.0, 39.6, "swin"),
-    _vitdet("LVIS", "cascade_mask_rcnn_swin_l_in21k_50ep", "329222724/model_final_2b94db.pkl", 46.0, 41.4, "swin",
-            has_config=False),
+    _vitdet("LVIS", "cascade_mask_rcnn_swin_l_in21k_50ep", "329222724/model_final_2b94db.pkl", 46.0, 41.4, "swin"),
     # MAE pretraining (ViTDet starts from the encoder, MIMDet from the full model).
     ZooEntry("mae/in1k/vit_base", D2_HOST + "ImageNetPretrained/MAE/mae_pretrain_vit_base.pth", "pretrained",
              config="configs/ViTDet/COCO/mask_rcnn_vitdet_b_100ep.py", box_ap=51.6, mask_ap=45.9, source=_VITDET_README),
@@ -126,7 +126,7 @@ _ENTRIES = [
              "pretrained", config="configs/ConvNeXt/COCO/cascade_mask_rcnn_convnext_b_3x.py", box_ap=52.7, mask_ap=45.6, params_m=146, source="facebookresearch/ConvNeXt object_detection "
              "(Cascade Mask R-CNN 3x)"),
     ZooEntry("convnext/in22k/convnext_base", "https://dl.fbaipublicfiles.com/convnext/convnext_base_22k_224.pth",
-             "pretrained", box_ap=54.0, mask_ap=46.9, params_m=146, source="facebookresearch/ConvNeXt object_detection "
+             "pretrained", config="configs/ConvNeXt/COCO/cascade_mask_rcnn_convnext_b_in22k_3x.py", box_ap=54.0, mask_ap=46.9, params_m=146, source="facebookresearch/ConvNeXt object_detection "
              "(Cascade Mask R-CNN 3x)"),
     ZooEntry("swin/in1k/swin_tiny",
              "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth",

@@ -179,7 +179,8 @@ class ViT(Backbone):
         else:
             self.pos_embed = None
 
-        drop_path_rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        # On the CPU even under a meta default device, where .tolist() has no data to read.
+        drop_path_rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
         token_grid = (img_size // patch_size, img_size // patch_size)
         self.blocks = nn.ModuleList(
             Block(
