@@ -18,15 +18,13 @@ import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
 import sys
-import time
+from functools import partial
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+from tools.benchmark import peak_rss_growth_mb, run_worker, time_alternately  # noqa: E402
 
 from d2backbones.layers import Attention  # noqa: E402
 from d2backbones.layers.attention import REL_POS_MODES  # noqa: E402
@@ -72,19 +70,13 @@ def time_variants(block_type, input_size, rounds):
     x.requires_grad_(True)
     modules = {variant: build_attention(variant, grid) for variant in VARIANTS}
     reference_out = forward_backward(modules["detectron2"], x)
-    times = {}
     for variant, module in modules.items():
         out = forward_backward(module, x)
         error = ((out - reference_out).abs().max() / reference_out.abs().max()).item()
         if error > 1e-5:
             raise AssertionError(f"{block_type} {variant}: output differs from detectron2 by {error:.2e}")
-    # Rounds alternate the variants, so a change in the machine's load hits them all alike.
-    for _ in range(rounds):
-        for variant, module in modules.items():
-            start = time.perf_counter()
-            forward_backward(module, x)
-            times.setdefault(variant, []).append(time.perf_counter() - start)
-    return {variant: statistics.median(values) for variant, values in times.items()}
+    calls = {variant: partial(forward_backward, module, x) for variant, module in modules.items()}
+    return time_alternately(calls, rounds).wall_s
 
 
 def memory_of_variant(block_type, input_size, variant):
@@ -92,16 +84,11 @@ def memory_of_variant(block_type, input_size, variant):
     x, grid = block_input(block_type, input_size)
     x.requires_grad_(True)
     module = build_attention(variant, grid)
-    reset_peak_rss()
-    before = rss_mb()
-    forward_backward(module, x)
-    return peak_rss_mb() - before
+    return peak_rss_growth_mb(partial(forward_backward, module, x))
 
 
 def measure_memory(block_type, input_size, variant):
-    command = [sys.executable, os.path.abspath(__file__), "--memory-worker", block_type, str(input_size), variant]
-    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return float(output.strip().splitlines()[-1])
+    return run_worker(__file__, "--memory-worker", block_type, input_size, variant)
 
 
 def main():

@@ -16,9 +16,8 @@ import contextlib
 import io
 import json
 import os
-import statistics
 import sys
-import time
+from functools import partial
 
 import numpy as np
 from detectron2.evaluation.coco_evaluation import _evaluate_predictions_on_coco
@@ -26,6 +25,9 @@ from faster_coco_eval import COCOeval_faster
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.benchmark import time_alternately  # noqa: E402
 
 IMAGE_SIZE = 320
 NUM_CATEGORIES = 80
@@ -82,11 +84,10 @@ def load_ground_truth(dataset):
 
 
 def evaluate(coco_gt, results, iou_type, cocoeval_fn):
-    """Seconds and the 12 summary metrics of one evaluation."""
-    start = time.perf_counter()
+    """The 12 summary metrics of one evaluation."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval = _evaluate_predictions_on_coco(coco_gt, results, iou_type, cocoeval_fn=cocoeval_fn)
-    return time.perf_counter() - start, np.asarray(coco_eval.stats[:12], dtype=float)
+    return np.asarray(coco_eval.stats[:12], dtype=float)
 
 
 def main():
@@ -105,13 +106,12 @@ def main():
     print("|---|---|---|---|---|---|---|")
     rows = []
     for iou_type in args.iou_types:
-        times = {"pycocotools": [], "faster-coco-eval": []}
-        stats = {}
-        for _ in range(args.rounds):
-            for name, fn in (("pycocotools", COCOeval), ("faster-coco-eval", COCOeval_faster)):
-                seconds, stats[name] = evaluate(coco_gt, results, iou_type, fn)
-                times[name].append(seconds)
-        slow, fast = statistics.median(times["pycocotools"]), statistics.median(times["faster-coco-eval"])
+        timed = time_alternately({
+            "pycocotools": partial(evaluate, coco_gt, results, iou_type, COCOeval),
+            "faster-coco-eval": partial(evaluate, coco_gt, results, iou_type, COCOeval_faster),
+        }, args.rounds)
+        stats = timed.first_results
+        slow, fast = timed.wall_s["pycocotools"], timed.wall_s["faster-coco-eval"]
         diff = float(np.abs(stats["pycocotools"] - stats["faster-coco-eval"]).max())
         row = dict(iou_type=iou_type, images=args.images, detections=len(results), rounds=args.rounds,
                    pycocotools_s=slow, faster_coco_eval_s=fast, speedup=slow / fast,

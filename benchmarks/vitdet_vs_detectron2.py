@@ -17,14 +17,13 @@ ours with per-block activation checkpointing (``use_act_checkpoint``).
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
+from functools import partial
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import machine_description, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+from tools.benchmark import machine_description, peak_rss_growth_mb, run_worker, time_alternately  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUR_MODEL_CONFIG = os.path.join(REPO, "configs/common/models/mask_rcnn_vitdet.py")
@@ -87,32 +86,21 @@ def compare(scope, input_size, rounds):
     modules = {name: scope_module(b, scope) for name, b in backbones.items()}
     x = scope_input(scope, input_size)
 
-    first = {}
-    wall = {name: [] for name in modules}
-    cpu = {name: [] for name in modules}
-    for round_index in range(rounds):
-        for name, module in modules.items():
-            start_wall, start_cpu = time.perf_counter(), time.process_time()
-            result = forward_backward(module, x)
-            wall[name].append(time.perf_counter() - start_wall)
-            cpu[name].append(time.process_time() - start_cpu)
-            if round_index == 0:
-                first[name] = result
-    (ref_out, ref_grad), (our_out, our_grad) = first["detectron2"], first["ours"]
+    timed = time_alternately({name: partial(forward_backward, module, x) for name, module in modules.items()}, rounds)
+    (ref_out, ref_grad), (our_out, our_grad) = timed.first_results["detectron2"], timed.first_results["ours"]
     output_err = max(max_rel_err(our_out[k], ref_out[k]) for k in ref_out)
     grad_err = max_rel_err(our_grad, ref_grad)
-    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
     return {
         "scope": scope,
         "input_size": input_size,
         "rounds": rounds,
         "output_max_rel_err": output_err,
         "input_grad_max_rel_err": grad_err,
-        "wall_s": {name: median(v) for name, v in wall.items()},
-        "cpu_s": {name: median(v) for name, v in cpu.items()},
-        "wall_s_all": wall,
-        "time_ratio": median(wall["ours"]) / median(wall["detectron2"]),
-        "cpu_time_ratio": median(cpu["ours"]) / median(cpu["detectron2"]),
+        "wall_s": timed.wall_s,
+        "cpu_s": timed.cpu_s,
+        "wall_s_all": timed.wall_s_all,
+        "time_ratio": timed.wall_s["ours"] / timed.wall_s["detectron2"],
+        "cpu_time_ratio": timed.cpu_s["ours"] / timed.cpu_s["detectron2"],
     }
 
 
@@ -120,16 +108,11 @@ def memory_worker(scope, input_size, implementation):
     """Peak RSS growth (MiB) of one forward+backward in this fresh process."""
     module = scope_module(build_backbone(implementation), scope)
     x = scope_input(scope, input_size)
-    reset_peak_rss()
-    before = rss_mb()
-    forward_backward(module, x)
-    return peak_rss_mb() - before
+    return peak_rss_growth_mb(partial(forward_backward, module, x))
 
 
 def measure_memory(scope, input_size, implementation):
-    command = [sys.executable, os.path.abspath(__file__), "--memory-worker", scope, str(input_size), implementation]
-    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return float(output.strip().splitlines()[-1])
+    return run_worker(__file__, "--memory-worker", scope, input_size, implementation)
 
 
 def main():

@@ -91,3 +91,45 @@ def test_missing_config_is_refused(capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--config-file", "configs/nope.py"])
     assert "config file not found: configs/nope.py" in capsys.readouterr().err
+
+
+# ---- time_alternately (shared by the side-by-side scripts in benchmarks/) ----------------
+def test_time_alternately_alternates_variants_round_by_round():
+    calls, reports = [], []
+
+    def variant(name):
+        def call():
+            calls.append(name)
+            return f"{name} #{calls.count(name)}"
+        return call
+
+    timed = benchmark.time_alternately(
+        {"a": variant("a"), "b": variant("b")}, rounds=3, warmup_rounds=1,
+        on_call=lambda name, wall, cpu, is_timed: reports.append((name, is_timed)),
+    )
+    assert calls == ["a", "b"] * 4
+    assert reports == [("a", False), ("b", False)] + [("a", True), ("b", True)] * 3
+    assert timed.first_results == {"a": "a #1", "b": "b #1"}
+    for name in ("a", "b"):
+        assert len(timed.wall_s_all[name]) == len(timed.cpu_s_all[name]) == 3
+        assert timed.wall_s[name] == sorted(timed.wall_s_all[name])[1]
+        assert timed.cpu_s[name] == sorted(timed.cpu_s_all[name])[1]
+
+
+def test_time_alternately_needs_a_timed_round():
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        benchmark.time_alternately({"a": lambda: None}, rounds=0)
+
+
+def test_peak_rss_growth_counts_an_allocation():
+    def allocate_64_mib():
+        block = bytes(range(256)) * (2**18)  # written, so resident
+        assert len(block) == 64 * 2**20
+
+    assert benchmark.peak_rss_growth_mb(allocate_64_mib) >= 48
+
+
+def test_run_worker_reads_the_last_printed_number(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text("import sys\nprint('log line')\nprint(float(sys.argv[1]) * 2)\n")
+    assert benchmark.run_worker(str(script), 1.25) == 2.5
