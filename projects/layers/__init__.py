@@ -9,6 +9,7 @@ from .lr_decay import (
     vit_layer_id,
     vit_lr_decay_rate,
 )
+from .mlp import Mlp
 from .norm import LayerNorm2d, get_norm
 from .patch_embed import PatchEmbed
 from .pos_embed import resize_abs_pos_embed, resize_rel_pos_bias_table
@@ -17,6 +18,7 @@ from .windows import window_partition, window_unpartition
 __all__ = [
     "Attention",
     "LayerNorm2d",
+    "Mlp",
     "PatchEmbed",
     "convnext_layer_id",
     "convnext_lr_decay_rate",

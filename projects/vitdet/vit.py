@@ -13,9 +13,9 @@ import torch.nn as nn
 import torch.utils.checkpoint
 from detectron2.layers import CNNBlockBase, Conv2d
 from detectron2.modeling import Backbone
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath
 
-from ..layers import Attention, PatchEmbed, get_norm, resize_abs_pos_embed, window_partition, window_unpartition
+from ..layers import Attention, Mlp, PatchEmbed, get_norm, resize_abs_pos_embed, window_partition, window_unpartition
 
 __all__ = ["ViT", "Block", "ResBottleneckBlock"]
 
