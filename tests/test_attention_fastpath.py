@@ -3,7 +3,7 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from d2backbones.layers import Attention
+from d2backbones.layers import Attention, blockwise_attention
 from d2backbones.layers.attention import AUTO_FOLD_MIN_TOKENS, REL_POS_MODES
 from d2backbones.vitdet import ViT
 
@@ -66,14 +66,34 @@ def test_fold_runs_the_fused_kernel_not_the_n_by_n_math_kernel():
     assert "aten::_softmax" not in ops  # the math kernel's (N, N) softmax
 
 
-def test_auto_picks_explicit_for_windows_and_fold_for_large_global_blocks():
+def test_auto_picks_blockwise_on_cpu_and_fold_for_large_global_blocks_elsewhere():
     attention = make_attention("auto")
-    assert attention.resolved_mode(14 * 14) == "explicit"  # ViTDet window
-    assert attention.resolved_mode(32 * 32) == "explicit"  # global block at 512 px
-    assert attention.resolved_mode(64 * 64) == "fold"  # global block at 1024 px
-    assert attention.resolved_mode(AUTO_FOLD_MIN_TOKENS) == "fold"
+    for num_tokens in (14 * 14, 32 * 32, 64 * 64):  # ViTDet window, global at 512 and 1024 px
+        assert attention.resolved_mode(num_tokens, "cpu") == "blockwise"
+    assert attention.resolved_mode(14 * 14, "cuda") == "explicit"
+    assert attention.resolved_mode(32 * 32, "cuda") == "explicit"
+    assert attention.resolved_mode(64 * 64, "cuda") == "fold"
+    assert attention.resolved_mode(AUTO_FOLD_MIN_TOKENS, "cuda") == "fold"
     attention.rel_pos_mode = "mask"
-    assert attention.resolved_mode(64 * 64) == "mask"
+    assert attention.resolved_mode(64 * 64, "cpu") == "mask"
+
+
+def test_blockwise_over_many_uneven_blocks_matches_explicit_and_keeps_no_n_by_n_tensor(monkeypatch):
+    # 35 keys, blocks of 8 query rows of one (batch, head) pair: 5 row blocks, the last
+    # one short, and 6 head blocks.
+    monkeypatch.setattr(blockwise_attention, "BLOCK_ELEMENTS", 8 * 35)
+    x = torch.randn(2, *GRID, 48, generator=torch.Generator().manual_seed(1))
+    attention = make_attention("blockwise")
+    expected = outputs_and_grads(attention, x, explicit_attention)
+    with torch.profiler.profile(record_shapes=True) as profile:
+        actual = outputs_and_grads(attention, x, lambda module, inputs: module(inputs))
+    names = ["output", "input grad"] + [name for name, _ in attention.named_parameters()]
+    for name, a, e in zip(names, actual, expected):
+        assert max_rel_err(a, e) <= 1e-5, name
+    num_tokens = GRID[0] * GRID[1]
+    shapes = [shape for event in profile.key_averages(group_by_input_shape=True) for shape in event.input_shapes]
+    assert [8, num_tokens] in [shape[-2:] for shape in shapes]  # the profile does see the blocks
+    assert [num_tokens, num_tokens] not in [shape[-2:] for shape in shapes]
 
 
 def test_fvcore_counts_the_attention_matmuls_in_every_mode():
@@ -85,7 +105,7 @@ def test_fvcore_counts_the_attention_matmuls_in_every_mode():
     rel_pos_einsums = heads * n * (height + width) * head_dim
     expected = linears + attention_matmuls + rel_pos_einsums
     x = torch.randn(1, *GRID, channels)
-    for mode in ("fold", "auto"):
+    for mode in ("fold", "blockwise", "auto"):
         flops = FlopCountAnalysis(make_attention(mode), (x,)).unsupported_ops_warnings(False)
         assert flops.total() == expected, mode
 

@@ -50,7 +50,7 @@ def build_pair(rel_pos_mode, **overrides):
     return reference.eval(), ours.eval()
 
 
-@pytest.mark.parametrize("rel_pos_mode", ["fold", "mask", "auto"])
+@pytest.mark.parametrize("rel_pos_mode", ["fold", "mask", "blockwise", "auto"])
 def test_matches_detectron2_forward(rel_pos_mode):
     reference, ours = build_pair(rel_pos_mode)
     x = torch.randn(2, 3, 112, 160)  # non-square, 7x10 tokens: windows need padding
@@ -62,7 +62,7 @@ def test_matches_detectron2_forward(rel_pos_mode):
         assert max_rel_err(actual[name], expected[name]) <= 1e-5, name
 
 
-@pytest.mark.parametrize("rel_pos_mode", ["fold", "mask"])
+@pytest.mark.parametrize("rel_pos_mode", ["fold", "mask", "blockwise"])
 def test_matches_detectron2_gradients(rel_pos_mode):
     reference, ours = build_pair(rel_pos_mode)
     x = torch.randn(1, 3, 96, 128)
@@ -90,7 +90,7 @@ def test_sdpa_attention_matches_explicit_attention():
     rel_h, rel_w = attention._rel_pos_terms(q, (6, 9))
     logits = (q * attention.scale) @ k.transpose(-2, -1) + (rel_h[..., :, None] + rel_w[..., None, :]).reshape(2, 4, 54, 54)
     explicit = attention.proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(2, 6, 9, 64))
-    for mode in ("fold", "mask"):
+    for mode in ("fold", "mask", "blockwise"):
         attention.rel_pos_mode = mode
         assert max_rel_err(attention(x), explicit) <= 1e-5, mode
 

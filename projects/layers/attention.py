@@ -19,21 +19,29 @@ form below computes the same attention exactly (to float rounding):
   zero-padded; then no N x N tensor exists, forward or backward, at the price of
   (head_dim + H + W) / head_dim times the attention matmul work.
 - ``"mask"``: the rel-pos terms as SDPA's additive ``attn_mask`` (N x N).
+- ``"blockwise"``: the explicit arithmetic over cache-sized blocks of query rows,
+  with a hand-written backward that recomputes each block's probabilities
+  (:mod:`d2backbones.layers.blockwise_attention`). No N x N tensor exists, and the
+  matmul work is the explicit form's plus one ``q k^T``.
 
-``"auto"`` picks per call by token count, from measurements on CPU
-(``benchmarks/attention_modes.py``, figures in BENCHMARKS.md): the explicit form
-for window-sized token counts, the fold from :data:`AUTO_FOLD_MIN_TOKENS` up.
+``"auto"`` picks per call, from measurements (``benchmarks/attention_modes.py``,
+figures in BENCHMARKS.md): on the CPU the blockwise form, the fastest there for
+windows and global blocks alike (about half the explicit form's time for a ViT-B
+global block at 1024 px); on other devices, whose fused SDPA kernels make the fold
+cheap, the fold from :data:`AUTO_FOLD_MIN_TOKENS` tokens up and the explicit form
+below.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-REL_POS_MODES = ("auto", "explicit", "fold", "mask")
-# At or above this many tokens per attention call, "auto" folds. Measured on CPU
-# (BENCHMARKS.md): the explicit form is the fastest at every size, but it keeps
-# several (B, heads, N, N) tensors for the backward pass, gigabytes per ViT-B global
-# block at 1024 px (N = 4096). Windows (196 tokens) and global blocks up to 512 px
-# (N = 1024, tens of MB) keep the faster explicit form.
+from .blockwise_attention import blockwise_rel_pos_attention
+
+REL_POS_MODES = ("auto", "explicit", "fold", "mask", "blockwise")
+# Off the CPU, "auto" folds at or above this many tokens per attention call: below it
+# (windows of 196 tokens, global blocks up to 512 px) the explicit form's N x N
+# tensors are at most tens of MB; from a ViT-B global block at 1024 px (N = 4096)
+# they are gigabytes.
 AUTO_FOLD_MIN_TOKENS = 2048
 
 
@@ -87,8 +95,8 @@ class Attention(nn.Module):
             rel_pos_zero_init (bool): zero-initialise the rel-pos tables.
             input_size (tuple[int, int]): token grid the rel-pos tables are sized for.
             rel_pos_mode (str): how the rel-pos attention is computed: "auto" (measured
-                choice by token count), "explicit", "fold" or "mask"; all exact,
-                see the module docstring.
+                choice by device and token count), "explicit", "fold", "mask" or
+                "blockwise"; all exact, see the module docstring.
         """
         super().__init__()
         if dim % num_heads:
@@ -134,19 +142,22 @@ class Attention(nn.Module):
                 "explicit": self._explicit_attention,
                 "fold": self._folded_attention,
                 "mask": self._masked_attention,
-            }[self.resolved_mode(num_tokens)]
+                "blockwise": self._blockwise_attention,
+            }[self.resolved_mode(num_tokens, x.device)]
             out = attend(q, k, v, (height, width))
 
         out = out.transpose(1, 2).reshape(batch, height, width, channels)
         return self.proj(out)
 
-    def resolved_mode(self, num_tokens):
-        """The rel-pos form used for ``num_tokens`` tokens per attention call."""
+    def resolved_mode(self, num_tokens, device):
+        """The rel-pos form used for ``num_tokens`` tokens per attention call on ``device``."""
         if torch.jit.is_tracing():
             # Tracing (fvcore's FLOP count, export) sees the plain matmuls, not a Python autograd Function.
             return "explicit"
         if self.rel_pos_mode != "auto":
             return self.rel_pos_mode
+        if torch.device(device).type == "cpu":
+            return "blockwise"
         return "fold" if num_tokens >= AUTO_FOLD_MIN_TOKENS else "explicit"
 
     def _rel_pos_terms(self, q, hw):
@@ -171,6 +182,13 @@ class Attention(nn.Module):
         rel_h, rel_w = self._rel_pos_terms(q, hw)
         bias = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape(batch, heads, num_tokens, num_tokens)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+    def _blockwise_attention(self, q, k, v, hw):
+        batch, heads, num_tokens, _ = q.shape
+        rel_h, rel_w = self._rel_pos_terms(q, hw)
+        return blockwise_rel_pos_attention(
+            q * self.scale, k, v, rel_h.reshape(batch, heads, num_tokens, -1), rel_w.reshape(batch, heads, num_tokens, -1)
+        )
 
     def _folded_attention(self, q, k, v, hw):
         height, width = hw

@@ -4,8 +4,9 @@ Backbones for Object Detection", ECCV 2022).
 Constructor arguments and state-dict keys match ``detectron2.modeling.ViT``, so
 detectron2 ViTDet configs work by changing the import, and MAE ``.pth`` / ViTDet
 model-zoo ``.pkl`` files load unchanged. What differs is how it runs: attention
-goes through ``F.scaled_dot_product_attention`` (global blocks never build the
-N x N rel-pos tensor), and activation checkpointing uses ``torch.utils.checkpoint``.
+never builds the N x N rel-pos tensor (blockwise on the CPU, folded into
+``F.scaled_dot_product_attention`` on GPUs), and activation checkpointing uses
+``torch.utils.checkpoint``.
 """
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -159,7 +160,8 @@ class ViT(Backbone):
                 checkpoints load as they are, and is resized in the forward pass.
             use_act_checkpoint (bool): recompute each block in the backward pass
                 (less memory, about a third more compute) while training.
-            rel_pos_mode (str): "auto", "fold" or "mask"; see :class:`d2backbones.layers.Attention`.
+            rel_pos_mode (str): "auto", "explicit", "fold", "mask" or "blockwise"; see
+                :class:`d2backbones.layers.Attention`.
             Others as in detectron2's ``ViT``.
         """
         super().__init__()
