@@ -131,3 +131,15 @@ def test_activation_checkpointing_gives_the_same_gradients_with_folded_global_bl
         grads.append({name: p.grad for name, p in model.named_parameters()})
     for name, grad in grads[0].items():
         assert max_rel_err(grads[1][name], grad) <= 1e-5, name
+
+
+def test_blockwise_computes_half_precision_inputs_in_float32():
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 35, 16, generator=generator) for _ in range(3))
+    rel_h, rel_w = torch.randn(1, 2, 35, 5, generator=generator), torch.randn(1, 2, 35, 7, generator=generator)
+    half = [t.to(torch.bfloat16) for t in (q, k, v, rel_h, rel_w)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = blockwise_attention.blockwise_rel_pos_attention(*half)
+    expected = blockwise_attention.blockwise_rel_pos_attention(*[t.float() for t in half])
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, expected.to(torch.bfloat16))

@@ -77,7 +77,8 @@ def blockwise_rel_pos_attention(q, k, v, rel_h, rel_w):
         rel_w (Tensor): (B, heads, N, W) bias of each query for each key column.
 
     Returns:
-        Tensor: (B, heads, N, d), in the dtype of ``q``.
+        Tensor: (B, heads, N, d), in the dtype of ``q``; computed in float32 (or float64
+        for float64 inputs).
     """
     batch, heads, num_tokens, head_dim = q.shape
     if rel_h.shape[-1] * rel_w.shape[-1] != k.shape[-2]:
@@ -86,10 +87,13 @@ def blockwise_rel_pos_attention(q, k, v, rel_h, rel_w):
             f"but there are {k.shape[-2]} keys"
         )
 
-    def flat(t):
-        return t.to(q.dtype).reshape(batch * heads, *t.shape[2:]).contiguous()
+    # At least float32 throughout, as autocast runs a softmax; the blocks' in-place
+    # passes and preallocated outputs need one dtype, so autocast is off inside.
+    dtype = torch.promote_types(q.dtype, torch.float32)
 
-    # The blocks mix matmuls and softmax on purpose in one dtype; autocast would split them.
+    def flat(t):
+        return t.to(dtype).reshape(batch * heads, *t.shape[2:]).contiguous()
+
     with torch.autocast(device_type=q.device.type, enabled=False):
         out = _BlockwiseRelPosAttention.apply(flat(q), flat(k), flat(v), flat(rel_h), flat(rel_w))
-    return out.view(batch, heads, num_tokens, head_dim)
+    return out.view(batch, heads, num_tokens, head_dim).to(q.dtype)
