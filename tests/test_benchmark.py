@@ -133,3 +133,13 @@ def test_run_worker_reads_the_last_printed_number(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text("import sys\nprint('log line')\nprint(float(sys.argv[1]) * 2)\n")
     assert benchmark.run_worker(str(script), 1.25) == 2.5
+
+
+def test_flops_of_a_compiled_backbone_are_those_of_the_eager_one():
+    args = benchmark.parse_args(["--config-file", DEMO_CONFIG, "--in-process", *TINY_OVERRIDES])
+    model, _, _ = benchmark.build(args, DEMO_CONFIG)
+    image = benchmark.synthetic_batch(1, (64, 64), 4)[0]["image"]
+    eager = benchmark.count_flops(model, image)
+    model.backbone.compile()
+    assert benchmark.count_flops(model, image) == eager
+    assert model.backbone._compiled_call_impl is not None  # still compiled for the timings

@@ -275,10 +275,16 @@ def count_flops(model, image):
     from fvcore.nn import FlopCountAnalysis as TensorFlopCountAnalysis
 
     model.eval()
-    with torch.no_grad():
-        total = FlopCountAnalysis(model, [{"image": image}]).unsupported_ops_warnings(False).total()
-        images = model.preprocess_image([{"image": image}]).tensor
-        backbone = TensorFlopCountAnalysis(model.backbone, (images,)).unsupported_ops_warnings(False).total()
+    # fvcore traces with torch.jit, which refuses a torch.compile'd module: count the eager one.
+    compiled_call = model.backbone._compiled_call_impl
+    model.backbone._compiled_call_impl = None
+    try:
+        with torch.no_grad():
+            total = FlopCountAnalysis(model, [{"image": image}]).unsupported_ops_warnings(False).total()
+            images = model.preprocess_image([{"image": image}]).tensor
+            backbone = TensorFlopCountAnalysis(model.backbone, (images,)).unsupported_ops_warnings(False).total()
+    finally:
+        model.backbone._compiled_call_impl = compiled_call
     return total / 1e9, backbone / 1e9
 
 
