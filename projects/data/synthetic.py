@@ -380,7 +380,7 @@ def register_synthetic_shapes(
 ):
     """Register ``synthetic_shapes_train`` and ``synthetic_shapes_val``.
 
-    Both splits are generated right away if not cached (about 20 s for the
+    Both splits are generated right away if not cached (about 16 s for the
     defaults on 2 CPU cores), so the json files exist before anything, e.g. a
     COCOEvaluator, reads them.
     Calling it again with the same arguments is a no-op.

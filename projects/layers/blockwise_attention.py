@@ -7,8 +7,8 @@ tensors; on a CPU that memory traffic, not the matmuls, is most of a ViT-B globa
 block's attention time at 1024 px. Here the forward pass visits blocks of query rows
 small enough to stay in cache and saves only the inputs and the output; the backward
 pass recomputes each block's probabilities (one extra ``q k^T``) and forms every
-gradient from them. Memory is O(N) per head, and on CPU it runs in about half the time
-of the explicit form (BENCHMARKS.md).
+gradient from them. Memory is O(N) per head; on a CPU a ViT-B global block's attention
+at 1024 px takes 0.71x the time and 0.12x the memory of detectron2's (BENCHMARKS.md).
 """
 import torch
 
