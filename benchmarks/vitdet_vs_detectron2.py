@@ -104,6 +104,26 @@ def compare(scope, input_size, rounds):
     }
 
 
+def float64_agreement(input_size):
+    """Largest relative differences of the whole backbone's gradients, computed in float64.
+
+    Separates a different computation from float32 rounding: the backbone's input
+    gradient is a nearly cancelling sum that float32 orders differently per form.
+    """
+    backbones = {name: build_backbone(name).double() for name in IMPLEMENTATIONS}
+    backbones["ours"].load_state_dict(backbones["detectron2"].state_dict())
+    x = scope_input("backbone", input_size).double()
+    input_grads = {name: forward_backward(backbone, x)[1] for name, backbone in backbones.items()}
+    params = {name: dict(backbone.named_parameters()) for name, backbone in backbones.items()}
+    return {
+        "input_size": input_size,
+        "input_grad_max_rel_err": max_rel_err(input_grads["ours"], input_grads["detectron2"]),
+        "param_grad_max_rel_err": max(
+            max_rel_err(params["ours"][name].grad, param.grad) for name, param in params["detectron2"].items()
+        ),
+    }
+
+
 def memory_worker(scope, input_size, implementation):
     """Peak RSS growth (MiB) of one forward+backward in this fresh process."""
     module = scope_module(build_backbone(implementation), scope)
@@ -125,7 +145,12 @@ def main():
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--output", default="output/benchmark/vitdet_vs_detectron2.json")
     parser.add_argument("--memory-worker", nargs=3, metavar=("SCOPE", "INPUT_SIZE", "IMPLEMENTATION"))
+    parser.add_argument("--float64-check", type=int, metavar="INPUT_SIZE",
+                        help="only compare the backbone's gradients in float64 at this size")
     args = parser.parse_args()
+    if args.float64_check:
+        print(json.dumps(float64_agreement(args.float64_check)))
+        return
     if args.memory_worker:
         scope, input_size, implementation = args.memory_worker
         print(memory_worker(scope, int(input_size), implementation))
