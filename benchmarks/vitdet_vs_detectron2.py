@@ -79,10 +79,16 @@ def max_rel_err(actual, expected):
     return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
-def compare(scope, input_size, rounds):
-    """Check agreement, then time both implementations alternately in this process."""
+def matched_backbones():
+    """detectron2's backbone and ours, ours holding detectron2's weights."""
     backbones = {name: build_backbone(name) for name in IMPLEMENTATIONS}
     backbones["ours"].load_state_dict(backbones["detectron2"].state_dict())
+    return backbones
+
+
+def compare(scope, input_size, rounds):
+    """Check agreement, then time both implementations alternately in this process."""
+    backbones = matched_backbones()
     modules = {name: scope_module(b, scope) for name, b in backbones.items()}
     x = scope_input(scope, input_size)
 
@@ -110,8 +116,7 @@ def float64_agreement(input_size):
     Separates a different computation from float32 rounding: the backbone's input
     gradient is a nearly cancelling sum that float32 orders differently per form.
     """
-    backbones = {name: build_backbone(name).double() for name in IMPLEMENTATIONS}
-    backbones["ours"].load_state_dict(backbones["detectron2"].state_dict())
+    backbones = {name: backbone.double() for name, backbone in matched_backbones().items()}
     x = scope_input("backbone", input_size).double()
     input_grads = {name: forward_backward(backbone, x)[1] for name, backbone in backbones.items()}
     params = {name: dict(backbone.named_parameters()) for name, backbone in backbones.items()}
