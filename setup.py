@@ -11,8 +11,8 @@ setup(
     version="0.1.0",
     description="ViT-era backbones (ViTDet, MIMDet, ConvNeXt, Swin) for Detectron2",
     python_requires=">=3.10",
-    package_dir={"d2backbones": "projects"},
-    packages=["d2backbones"] + ["d2backbones." + name for name in find_packages("projects")],
+    package_dir={"": "projects"},
+    packages=find_packages("projects"),
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",
