@@ -8,7 +8,9 @@ import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator as D2COCOEvaluator
+from detectron2.evaluation import coco_evaluation
 from detectron2.structures import Boxes, BoxMode, Instances
+from faster_coco_eval import COCOeval_faster
 
 from d2backbones.data import register_synthetic_shapes
 from d2backbones.evaluation import COCOEvaluator
@@ -92,3 +94,20 @@ def test_uses_faster_coco_eval_and_logs_it(caplog):
     assert "faster-coco-eval" in caplog.text
     with open(MetadataCatalog.get(VAL).json_file) as f:
         assert len(json.load(f)["images"]) == 300
+
+
+def test_faster_coco_eval_is_used_for_the_call_only(val_records):
+    """Each task is scored by faster-coco-eval, and detectron2's global is put back after."""
+    built = []
+
+    class Counting(COCOeval_faster):
+        def __init__(self, *args, **kwargs):
+            built.append(args[2])
+            super().__init__(*args, **kwargs)
+
+    before = coco_evaluation.COCOeval_opt
+    evaluator = COCOEvaluator(VAL, distributed=False)
+    evaluator._cocoeval_fn = Counting
+    evaluate(evaluator, val_records, predictions_from_ground_truth(val_records))
+    assert sorted(built) == ["bbox", "segm"]
+    assert coco_evaluation.COCOeval_opt is before and evaluator._use_fast_impl is False

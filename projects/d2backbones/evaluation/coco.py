@@ -7,10 +7,11 @@ not ship. This evaluator fills that slot with faster-coco-eval's
 in the log; without faster-coco-eval it logs the fallback to pycocotools.
 """
 import logging
-from unittest import mock
 
 from detectron2.evaluation import COCOEvaluator as D2COCOEvaluator
 from detectron2.evaluation import coco_evaluation
+
+from ..utils import temporarily_set
 
 try:
     from faster_coco_eval import COCOeval_faster
@@ -34,10 +35,11 @@ class COCOEvaluator(D2COCOEvaluator):
     def _eval_predictions(self, predictions, img_ids=None):
         if self._cocoeval_fn is None:
             return super()._eval_predictions(predictions, img_ids)
-        # detectron2 picks its fast implementation from this module attribute.
-        with mock.patch.object(coco_evaluation, "COCOeval_opt", self._cocoeval_fn):
-            self._use_fast_impl = True
-            try:
-                return super()._eval_predictions(predictions, img_ids)
-            finally:
-                self._use_fast_impl = False
+        # detectron2 reads its fast implementation from this module global at call time
+        # and takes no argument for it; overriding the whole method instead would copy
+        # detectron2's result unmapping and json writing. So the global is swapped for
+        # this call only.
+        with temporarily_set(coco_evaluation, "COCOeval_opt", self._cocoeval_fn), temporarily_set(
+            self, "_use_fast_impl", True
+        ):
+            return super()._eval_predictions(predictions, img_ids)
