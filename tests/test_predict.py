@@ -8,10 +8,13 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig, instantiate
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
+from detectron2.structures import Boxes, Instances
 from PIL import Image
 
-from d2backbones.inference import Predictor
+from d2backbones.inference import Predictor, draw_instances
+from d2backbones.reports import draw_predictions
 
 DEMO_CONFIG = "configs/demo/vitdet_tiny.py"
 # A random detector keeps 100 boxes per image from 300 proposals; drawing their masks
@@ -103,3 +106,39 @@ def test_predict_tool_writes_pngs_and_coco_json(weights, images, tmp_path):
         assert len(record["bbox"]) == 4 and 0.0 <= record["score"] <= 1.0
         assert record["segmentation"]["size"] == ([96, 120] if record["image_id"] == 0 else [128, 80])
         assert record["file_name"] == images[record["image_id"]]
+
+
+class FixedDetections(torch.nn.Module):
+    """A model that finds one confident and one doubtful box in every image."""
+
+    def forward(self, inputs):
+        outputs = []
+        for item in inputs:
+            instances = Instances((item["height"], item["width"]))
+            instances.pred_boxes = Boxes(torch.tensor([[10.0, 10.0, 50.0, 40.0], [5.0, 30.0, 70.0, 90.0]]))
+            instances.scores = torch.tensor([0.9, 0.1])
+            instances.pred_classes = torch.tensor([0, 1])
+            outputs.append({"instances": instances})
+        return outputs
+
+
+def test_demo_grid_tiles_are_the_predict_tool_drawings(images, tmp_path):
+    """tools/demo.py's grid is made of exactly what tools/predict.py draws, one tile per image."""
+    name = "predict_grid_images"
+    if name not in DatasetCatalog.list():
+        DatasetCatalog.register(name, lambda: [{"file_name": p, "image_id": i} for i, p in enumerate(images)])
+        MetadataCatalog.get(name).set(thing_classes=["square", "disc"])
+    model = FixedDetections()
+    # The Visualizer colours each box from np.random: the same seed, the same colours.
+    np.random.seed(0)
+    grid = np.asarray(Image.open(draw_predictions(model, name, str(tmp_path / "grid.png"), score_threshold=0.5)))
+    np.random.seed(0)
+    tiles = []
+    for path in images:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        instances = model([{"height": rgb.shape[0], "width": rgb.shape[1]}])[0]["instances"]
+        tiles.append(draw_instances(rgb, instances[instances.scores >= 0.5], MetadataCatalog.get(name), scale=2.0))
+    assert grid.shape == (max(t.shape[0] for t in tiles), sum(t.shape[1] for t in tiles), 3)
+    left = tiles[0]
+    assert np.array_equal(grid[: left.shape[0], : left.shape[1]], left)
+    assert np.array_equal(grid[: tiles[1].shape[0], left.shape[1] :], tiles[1])

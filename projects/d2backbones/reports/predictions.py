@@ -1,10 +1,11 @@
-"""Predictions drawn on held-out images with detectron2's ``Visualizer``."""
+"""Predictions drawn on held-out images, tile by tile as ``tools/predict.py`` draws them."""
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
-from detectron2.utils.visualizer import Visualizer
 from PIL import Image
+
+from ..inference.outputs import draw_instances
 
 
 @torch.no_grad()
@@ -25,8 +26,7 @@ def draw_predictions(model, dataset_name, png_path, num_images=6, score_threshol
         instances = outputs["instances"].to("cpu")
         instances = instances[instances.scores >= score_threshold]
         rgb = image if input_format == "RGB" else image[:, :, ::-1]
-        drawn = Visualizer(rgb, metadata, scale=scale).draw_instance_predictions(instances)
-        tiles.append(drawn.get_image())
+        tiles.append(draw_instances(rgb, instances, metadata, scale=scale))
     model.train(was_training)
     height = max(t.shape[0] for t in tiles)
     padded = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in tiles]
