@@ -2,7 +2,6 @@
 on detectron2's trainer, hooks, checkpointer and evaluators, and usable on CPU."""
 import json
 import logging
-import math
 import os
 import subprocess
 import time
@@ -15,7 +14,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 
 from ..checkpoint import load_checkpoint, zoo_entry_for
-from ..inference.results import json_safe, summarize
+from ..inference.results import finite_only, json_safe, summarize
 from .checkpoint import AtomicCheckpointer, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
 from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
@@ -61,17 +60,6 @@ def build_trainer(cfg, model, loader, optimizer):
         logger.info("train.amp.enabled is ignored on the CPU (detectron2's AMPTrainer needs CUDA).")
         return GuardedSimpleTrainer(model, loader, optimizer)
     return (GuardedAMPTrainer if cfg.train.amp.enabled else GuardedSimpleTrainer)(model, loader, optimizer)
-
-
-def finite_only(results):
-    """``results`` (nested dicts of numbers) without its NaN / infinite values."""
-    kept = {}
-    for key, value in results.items():
-        if isinstance(value, dict):
-            kept[key] = finite_only(value)
-        elif not isinstance(value, float) or math.isfinite(value):
-            kept[key] = value
-    return kept
 
 
 def run_seed(cfg):
