@@ -22,7 +22,9 @@ $(STAMP): setup.py tools/install_detectron2.py
 demo: $(STAMP)
 	$(PY) tools/demo.py --config-file $(CONFIG) --output $(OUTPUT)
 
+# lint-imports checks the architecture contracts in .importlinter before the suite runs.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 clean:

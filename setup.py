@@ -35,5 +35,5 @@ setup(
         # Sample images (skimage.data) for the prediction example in the README.
         "scikit-image",
     ],
-    extras_require={"dev": ["pytest", "hypothesis"]},
+    extras_require={"dev": ["pytest", "hypothesis", "import-linter>=2.0"]},
 )

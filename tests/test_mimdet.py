@@ -18,6 +18,7 @@ from detectron2.utils.events import EventStorage
 from timm.models.vision_transformer import Block as TimmBlock
 
 from d2backbones.checkpoint import unwrap_state_dict
+from d2backbones.checkpoint.shared_formats import is_mae_checkpoint, is_mae_full_checkpoint
 from d2backbones.mimdet import (
     ConvStem,
     MIMDetBackbone,
@@ -26,8 +27,6 @@ from d2backbones.mimdet import (
     add_mimdet_config,
     convert_mae_checkpoint,
     convert_mae_full_checkpoint,
-    is_mae_checkpoint,
-    is_mae_full_checkpoint,
     is_mimdet_checkpoint,
     mimdet_lr_factor,
     sync_batch_norm,

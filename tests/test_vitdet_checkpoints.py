@@ -11,7 +11,7 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from detectron2.solver.build import get_default_optimizer_params
 
-from d2backbones.layers import vit_lr_decay_rate
+from d2backbones.vitdet import vit_lr_decay_rate
 
 OUR_MODEL_CONFIG = "configs/common/models/mask_rcnn_vitdet.py"
 DEPTH = 2

@@ -25,9 +25,9 @@ from d2backbones.checkpoint import (
     CheckpointError,
     ZOO,
     convert_checkpoint_file,
+    registered_families,
     registered_formats,
 )
-from d2backbones.checkpoint.formats import FAMILIES
 
 TARGETS = ("d2",)
 
@@ -37,7 +37,7 @@ def parse_args(argv=None):
     parser.add_argument("checkpoint", nargs="?", help="path, URL, detectron2://... or zoo://...")
     parser.add_argument("--from", dest="source_format", default="auto", help="source format, or auto (see --list)")
     parser.add_argument("--to", choices=TARGETS, default="d2", help="target: detectron2 detector keys")
-    parser.add_argument("--family", choices=FAMILIES, help="converter family (default: the config's, else the first)")
+    parser.add_argument("--family", choices=registered_families(), help="converter family (default: the config's, else the first)")
     parser.add_argument("--config-file", help="build this config's model as the conversion target")
     parser.add_argument("--output", help="output .pth")
     parser.add_argument("--allow-unsafe", action="store_true", help="allow files that need full unpickling")

@@ -5,31 +5,18 @@ official detection code adds around it: a LayerNorm on every output stage, stage
 freezing, activation checkpointing, and the detectron2 ``Backbone`` interface
 (``res2``..``res5`` at strides 4..32), the output norms, freezing and interface
 shared with Swin through ``HierarchicalBackbone``. Pretrained weights come only
-through the checkpointer, converted by the functions at the end of this file.
+through the checkpointer, converted by :mod:`.convert`.
 """
 
 from functools import partial
 
 import torch.nn.functional as F
-from detectron2.config import CfgNode as CN
-from detectron2.modeling import BACKBONE_REGISTRY
 from timm.models.convnext import ConvNeXt as TimmConvNeXt
 
-from ..checkpoint import add_prefix, drop_keys, rename_keys
 from ..layers import LayerNorm2d
-from ..modeling.hierarchical import BACKBONE_PREFIX, STAGE_NAMES, HierarchicalBackbone
-from ..modeling.yacs_builders import build_fpn_on, size_arguments
+from ..modeling.hierarchical import STAGE_NAMES, HierarchicalBackbone
 
-__all__ = [
-    "ConvNeXt",
-    "add_convnext_config",
-    "build_convnext_backbone",
-    "build_convnext_fpn_backbone",
-    "convert_official_convnext_checkpoint",
-    "convert_timm_convnext_checkpoint",
-    "is_official_convnext_checkpoint",
-    "is_timm_convnext_checkpoint",
-]
+__all__ = ["CONVNEXT_SIZES", "ConvNeXt"]
 
 
 # timm's stem: a 4 x 4 convolution of stride 4.
@@ -117,76 +104,3 @@ class ConvNeXt(HierarchicalBackbone):
         divisor = self.size_divisibility
         x = F.pad(x, (0, -width % divisor, 0, -height % divisor))
         return self._forward_stages(self.stem(x))
-
-
-def add_convnext_config(cfg):
-    """Add ``MODEL.CONVNEXT`` (ConvNeXt-T, drop path 0.4, as the official Mask R-CNN) to a yacs config."""
-    cfg.MODEL.CONVNEXT = CN()
-    cfg.MODEL.CONVNEXT.SIZE = "tiny"
-    cfg.MODEL.CONVNEXT.DROP_PATH_RATE = 0.4
-    cfg.MODEL.CONVNEXT.USE_ACT_CHECKPOINT = False
-
-
-@BACKBONE_REGISTRY.register()
-def build_convnext_backbone(cfg, input_shape):
-    """ConvNeXt from ``MODEL.CONVNEXT`` (SIZE one of tiny/small/base/large), with
-    ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.RESNETS.OUT_FEATURES`` read as for ResNet."""
-    return ConvNeXt(
-        **size_arguments(CONVNEXT_SIZES, cfg.MODEL.CONVNEXT.SIZE, "MODEL.CONVNEXT.SIZE"),
-        in_chans=input_shape.channels,
-        drop_path_rate=cfg.MODEL.CONVNEXT.DROP_PATH_RATE,
-        out_features=tuple(cfg.MODEL.RESNETS.OUT_FEATURES),
-        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
-        use_act_checkpoint=cfg.MODEL.CONVNEXT.USE_ACT_CHECKPOINT,
-    )
-
-
-@BACKBONE_REGISTRY.register()
-def build_convnext_fpn_backbone(cfg, input_shape):
-    """ConvNeXt + detectron2's FPN (``MODEL.FPN.*``, P2-P6), as ``build_resnet_fpn_backbone``."""
-    return build_fpn_on(build_convnext_backbone(cfg, input_shape), cfg)
-
-
-# ---- checkpoint conversion --------------------------------------------------------------
-# Classification heads and the final (pre-head) norm have no counterpart in a detector.
-_CLASSIFIER_KEYS = (r"^head\.", r"^norm\.", r"^norm_pre\.")
-
-
-
-def is_timm_convnext_checkpoint(state_dict):
-    """timm's ConvNeXt keys: ``stem.0.*``, ``stages.{i}.blocks.{j}.conv_dw.*``."""
-    return "stem.0.weight" in state_dict and any(
-        key.startswith("stages.") and ".blocks." in key and ".conv_dw." in key for key in state_dict
-    )
-
-
-def convert_timm_convnext_checkpoint(state_dict, model=None):
-    """timm ConvNeXt state dict -> detector keys (``backbone.bottom_up.*``).
-
-    Our backbone holds timm's modules, so only the classifier is dropped. ``model``
-    is not needed and accepted for the common converter signature.
-    """
-    kept, _ = drop_keys(state_dict, _CLASSIFIER_KEYS, source="timm ConvNeXt")
-    return add_prefix(kept, BACKBONE_PREFIX)
-
-
-def is_official_convnext_checkpoint(state_dict):
-    """Official ConvNeXt release (``convnext_*_{1k,22k}_224.pth`` after unwrapping ``model``)."""
-    return "downsample_layers.0.0.weight" in state_dict and any(key.startswith("stages.") for key in state_dict)
-
-
-_OFFICIAL_TO_TIMM = (
-    (r"^downsample_layers\.0\.", "stem."),
-    (r"^downsample_layers\.(\d+)\.", r"stages.\1.downsample."),
-    (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
-    (r"\.dwconv\.", ".conv_dw."),
-    (r"\.pwconv1\.", ".mlp.fc1."),
-    (r"\.pwconv2\.", ".mlp.fc2."),
-)
-
-
-def convert_official_convnext_checkpoint(state_dict, model=None):
-    """Official ConvNeXt state dict (``downsample_layers.*``, ``stages.{i}.{j}.*``, ``norm.*``,
-    ``head.*``) -> detector keys. ``model`` is accepted for the common signature."""
-    kept, _ = drop_keys(state_dict, _CLASSIFIER_KEYS, source="official ConvNeXt")
-    return add_prefix(rename_keys(kept, _OFFICIAL_TO_TIMM), BACKBONE_PREFIX)

@@ -1,6 +1,7 @@
-"""Absolute position embeddings stored at the pretraining grid, resized to the input grid."""
+"""Absolute position embeddings: MAE's fixed sine-cosine grid, and stored grids resized to the input grid."""
 import math
 
+import torch
 import torch.nn.functional as F
 
 
@@ -55,3 +56,27 @@ def resize_rel_pos_bias_table(table, window_size):
     grid = table.transpose(0, 1).reshape(1, num_heads, side, side)
     grid = F.interpolate(grid, size=target, mode="bicubic", align_corners=False)
     return grid.reshape(num_heads, -1).transpose(0, 1).contiguous()
+
+
+def sincos_pos_embed_2d(embed_dim, grid_size):
+    """Fixed 2-D sine-cosine position embedding of MAE, with a zero cls slot first.
+
+    The first half of the channels encodes the column, the second half the row, each
+    as ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000 ** (-k / (C / 4))``.
+
+    Returns:
+        Tensor: (1, 1 + grid_size ** 2, embed_dim).
+    """
+    if embed_dim % 4:
+        raise ValueError(f"a 2-D sine-cosine embedding needs embed_dim divisible by 4, got {embed_dim}")
+    quarter = embed_dim // 4
+    frequencies = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    coords = torch.arange(grid_size, dtype=torch.float64)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+
+    def encode(positions):
+        angles = positions.reshape(-1, 1) * frequencies
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    grid = torch.cat([encode(cols), encode(rows)], dim=1)
+    return torch.cat([grid.new_zeros(1, embed_dim), grid]).float()[None]

@@ -1,12 +1,6 @@
 """Swin Transformer backbones (timm's network) for detectron2, with their checkpoint converters."""
-from ..layers import swin_lr_decay_rate
-from .swin import (
-    SWIN_SIZES,
-    PadThenShiftBlock,
-    SwinTransformer,
-    add_swin_config,
-    build_swin_backbone,
-    build_swin_fpn_backbone,
+from .build import add_swin_config, build_swin_backbone, build_swin_fpn_backbone
+from .convert import (
     convert_detectron2_swin_checkpoint,
     convert_official_swin_checkpoint,
     convert_timm_swin_checkpoint,
@@ -14,6 +8,8 @@ from .swin import (
     is_official_swin_checkpoint,
     is_timm_swin_checkpoint,
 )
+from .lr_decay import swin_layer_id, swin_lr_decay_rate
+from .swin import SWIN_SIZES, PadThenShiftBlock, SwinTransformer
 
 __all__ = [
     "SWIN_SIZES",
@@ -28,5 +24,6 @@ __all__ = [
     "is_detectron2_swin_checkpoint",
     "is_official_swin_checkpoint",
     "is_timm_swin_checkpoint",
+    "swin_layer_id",
     "swin_lr_decay_rate",
 ]

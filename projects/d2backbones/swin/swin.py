@@ -7,36 +7,19 @@ stage, padding of each block's map to window multiples *before* the cyclic shift
 stage freezing, activation checkpointing and the detectron2 ``Backbone`` interface
 (``res2``..``res5`` at strides 4..32), the output norms, freezing and interface
 shared with ConvNeXt through ``HierarchicalBackbone``. Pretrained weights come only
-through the checkpointer, converted by the functions at the end of this file.
+through the checkpointer, converted by :mod:`.convert`.
 """
 import logging
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from detectron2.config import CfgNode as CN
-from detectron2.modeling import BACKBONE_REGISTRY
 from timm.models.swin_transformer import SwinTransformer as TimmSwinTransformer
 from timm.models.swin_transformer import SwinTransformerBlock, window_partition, window_reverse
 
-from ..checkpoint import add_prefix, drop_keys, rename_keys, strip_prefixes
-from ..layers import resize_rel_pos_bias_table
-from ..modeling.hierarchical import BACKBONE_PREFIX, STAGE_NAMES, HierarchicalBackbone
-from ..modeling.yacs_builders import build_fpn_on, size_arguments
+from ..modeling.hierarchical import STAGE_NAMES, HierarchicalBackbone
 
-__all__ = [
-    "SWIN_SIZES",
-    "SwinTransformer",
-    "add_swin_config",
-    "build_swin_backbone",
-    "build_swin_fpn_backbone",
-    "convert_detectron2_swin_checkpoint",
-    "convert_official_swin_checkpoint",
-    "convert_timm_swin_checkpoint",
-    "is_detectron2_swin_checkpoint",
-    "is_official_swin_checkpoint",
-    "is_timm_swin_checkpoint",
-]
+__all__ = ["PadThenShiftBlock", "SWIN_SIZES", "SwinTransformer"]
 
 logger = logging.getLogger(__name__)
 
@@ -175,118 +158,3 @@ class SwinTransformer(HierarchicalBackbone):
         height, width = x.shape[-2:]
         x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
         return self._forward_stages(self.patch_embed(x))
-
-
-def add_swin_config(cfg):
-    """Add ``MODEL.SWIN`` (Swin-T, window 7, drop path 0.2, as the official Mask R-CNN) to a yacs config."""
-    cfg.MODEL.SWIN = CN()
-    cfg.MODEL.SWIN.SIZE = "tiny"
-    cfg.MODEL.SWIN.WINDOW_SIZE = 7
-    cfg.MODEL.SWIN.DROP_PATH_RATE = 0.2
-    cfg.MODEL.SWIN.USE_ACT_CHECKPOINT = False
-
-
-@BACKBONE_REGISTRY.register()
-def build_swin_backbone(cfg, input_shape):
-    """Swin from ``MODEL.SWIN`` (SIZE one of tiny/small/base/large), with
-    ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.RESNETS.OUT_FEATURES`` read as for ResNet."""
-    return SwinTransformer(
-        **size_arguments(SWIN_SIZES, cfg.MODEL.SWIN.SIZE, "MODEL.SWIN.SIZE"),
-        in_chans=input_shape.channels,
-        window_size=cfg.MODEL.SWIN.WINDOW_SIZE,
-        drop_path_rate=cfg.MODEL.SWIN.DROP_PATH_RATE,
-        out_features=tuple(cfg.MODEL.RESNETS.OUT_FEATURES),
-        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
-        use_act_checkpoint=cfg.MODEL.SWIN.USE_ACT_CHECKPOINT,
-    )
-
-
-@BACKBONE_REGISTRY.register()
-def build_swin_fpn_backbone(cfg, input_shape):
-    """Swin + detectron2's FPN (``MODEL.FPN.*``, P2-P6), as ``build_resnet_fpn_backbone``."""
-    return build_fpn_on(build_swin_backbone(cfg, input_shape), cfg)
-
-
-# ---- checkpoint conversion --------------------------------------------------------------
-# Buffers every implementation recomputes, and the classifier of the ImageNet releases.
-_BUFFER_KEYS = (r"relative_position_index$", r"attn_mask$")
-_CLASSIFIER_KEYS = (r"^head\.", r"^norm\.")
-# Official and detectron2 Swin merge patches at the end of stage i; timm (and we) at the
-# start of stage i + 1.
-_DOWNSAMPLE_AT_STAGE_END = "layers.0.downsample.reduction.weight"
-# ``re.sub`` takes a function as the replacement, so the stage index can be incremented.
-_DOWNSAMPLE_TO_NEXT_STAGE = (
-    (r"^layers\.(\d+)\.downsample\.", lambda match: f"layers.{int(match.group(1)) + 1}.downsample."),
-)
-
-
-def _find_swin(model):
-    if model is None:
-        return None
-    return next((m for m in model.modules() if isinstance(m, SwinTransformer)), None)
-
-
-def _resize_bias_tables(state_dict, model):
-    """Resize every relative-position bias table to the model's window (pretraining at
-    384 px used window 12; detection uses 7). Without a model the tables are kept."""
-    swin = _find_swin(model)
-    if swin is None:
-        return state_dict
-    window = (swin.window_size, swin.window_size)
-    resized = {}
-    for key, value in state_dict.items():
-        if key.endswith("relative_position_bias_table"):
-            new_value = resize_rel_pos_bias_table(value, window)
-            if new_value.shape != value.shape:
-                logger.info("resized %s from %s to %s for window %d", key, tuple(value.shape), tuple(new_value.shape), swin.window_size)
-            value = new_value
-        resized[key] = value
-    return resized
-
-
-
-def is_timm_swin_checkpoint(state_dict):
-    """timm's Swin keys: ``layers.{i}.blocks.*`` with patch merging opening stages 1-3."""
-    return (
-        "patch_embed.proj.weight" in state_dict
-        and "layers.1.downsample.reduction.weight" in state_dict
-        and _DOWNSAMPLE_AT_STAGE_END not in state_dict
-    )
-
-
-def convert_timm_swin_checkpoint(state_dict, model=None):
-    """timm Swin state dict -> detector keys (``backbone.bottom_up.*``). Our backbone
-    holds timm's modules, so only the classifier is dropped; bias tables are resized
-    to ``model``'s window when given."""
-    kept, _ = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS, source="timm Swin")
-    return add_prefix(_resize_bias_tables(kept, model), BACKBONE_PREFIX)
-
-
-def is_official_swin_checkpoint(state_dict):
-    """Official Swin release (``swin_*_patch4_window*.pth`` after unwrapping ``model``)."""
-    return "patch_embed.proj.weight" in state_dict and _DOWNSAMPLE_AT_STAGE_END in state_dict
-
-
-def convert_official_swin_checkpoint(state_dict, model=None):
-    """Official Swin state dict -> detector keys: patch merging moves to the next stage,
-    ``relative_position_index`` / ``attn_mask`` buffers and the classifier are dropped,
-    and bias tables are resized to ``model``'s window when given."""
-    kept, _ = drop_keys(state_dict, _BUFFER_KEYS + _CLASSIFIER_KEYS, source="official Swin")
-    return add_prefix(_resize_bias_tables(rename_keys(kept, _DOWNSAMPLE_TO_NEXT_STAGE), model), BACKBONE_PREFIX)
-
-
-def is_detectron2_swin_checkpoint(state_dict):
-    """A detector with ``detectron2.modeling.SwinTransformer`` under ``backbone.bottom_up``
-    (detectron2's ViTDet project)."""
-    return BACKBONE_PREFIX + _DOWNSAMPLE_AT_STAGE_END in state_dict
-
-
-def convert_detectron2_swin_checkpoint(state_dict, model=None):
-    """detectron2 ViTDet-project Swin detector -> our detector keys. The backbone's patch
-    merging moves to the next stage and its buffers are dropped; the pyramid and heads
-    (same detectron2 modules) keep their names."""
-    backbone = {k: v for k, v in state_dict.items() if k.startswith(BACKBONE_PREFIX)}
-    rest = {k: v for k, v in state_dict.items() if not k.startswith(BACKBONE_PREFIX)}
-    backbone, _ = drop_keys(strip_prefixes(backbone, [BACKBONE_PREFIX]), _BUFFER_KEYS, source="detectron2 Swin")
-    converted = add_prefix(_resize_bias_tables(rename_keys(backbone, _DOWNSAMPLE_TO_NEXT_STAGE), model), BACKBONE_PREFIX)
-    return {**rest, **converted}

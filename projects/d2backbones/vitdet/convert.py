@@ -1,13 +1,15 @@
 """Foreign checkpoints to ViTDet detector keys (``backbone.net.*``).
 
-Formats (each an ``is_<format>_checkpoint`` / ``convert_<format>_checkpoint`` pair):
+Formats ViTDet declares (registered at the bottom of this file):
 
-- ``mae``: MAE encoder (``mae_pretrain_vit_*.pth``): ``cls_token``, ``pos_embed``,
-  ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``.
-- ``mae_full``: MAE encoder + decoder (``*_full.pth``): adds ``mask_token`` and
-  ``decoder_*``; ViTDet uses the encoder only.
-- ``timm_vit``: a timm ViT classifier: the MAE encoder keys plus ``head.*``.
 - ``vitdet_zoo``: detectron2's ViTDet model-zoo ``.pkl``, already in detector keys.
+- ``timm_vit``: a timm ViT classifier: the MAE encoder keys plus ``head.*``.
+
+and its converters for the shared MAE formats (detected in
+:mod:`d2backbones.checkpoint.shared_formats`):
+
+- ``mae``: MAE encoder (``mae_pretrain_vit_*.pth``);
+- ``mae_full``: MAE encoder + decoder (``*_full.pth``); ViTDet uses the encoder only.
 
 ViTDet keeps the 224-px ``pos_embed`` (with its cls slot) and resizes it in the
 forward pass, and starts its rel-pos tables at zero, so the encoder weights load
@@ -16,15 +18,15 @@ MAE decoder) is skipped and logged.
 """
 import logging
 
+from ..checkpoint import CLASSIFIER, DETECTOR, register_converter, register_family, register_format
 from ..checkpoint.remap import add_prefix, drop_keys
+from ..checkpoint.shared_formats import MAE_ENCODER_KEYS, mae_keys
 
 __all__ = [
     "convert_mae_checkpoint",
     "convert_mae_full_checkpoint",
     "convert_timm_vit_checkpoint",
     "convert_vitdet_zoo_checkpoint",
-    "is_mae_checkpoint",
-    "is_mae_full_checkpoint",
     "is_timm_vit_checkpoint",
     "is_vitdet_zoo_checkpoint",
     "vit_prefix",
@@ -37,23 +39,10 @@ DEFAULT_PREFIX = "backbone.net."
 UNUSED_ENCODER_KEYS = (r"^cls_token$", r"^norm\.", r"^fc_norm\.", r"^head\.", r"^mask_token$", r"^decoder_")
 
 
-def _has_vit_encoder(state_dict):
-    return "patch_embed.proj.weight" in state_dict and "blocks.0.attn.qkv.weight" in state_dict
-
-
-def is_mae_checkpoint(state_dict):
-    """MAE encoder only: ViT keys without a decoder or a classifier."""
-    return _has_vit_encoder(state_dict) and not any(k.startswith(("decoder_", "head.")) for k in state_dict)
-
-
-def is_mae_full_checkpoint(state_dict):
-    """MAE encoder and decoder (``mae_pretrain_vit_*_full.pth``)."""
-    return _has_vit_encoder(state_dict) and any(k.startswith("decoder_blocks.") for k in state_dict)
-
-
 def is_timm_vit_checkpoint(state_dict):
     """A timm / DeiT ViT classifier: encoder keys plus ``head.weight``."""
-    return _has_vit_encoder(state_dict) and "head.weight" in state_dict and "decoder_embed.weight" not in state_dict
+    return (all(key in state_dict for key in MAE_ENCODER_KEYS) and "head.weight" in state_dict
+            and "decoder_embed.weight" not in state_dict)
 
 
 def is_vitdet_zoo_checkpoint(state_dict):
@@ -81,12 +70,12 @@ def _encoder_to_detector(state_dict, model, format_name):
 
 def convert_mae_checkpoint(state_dict, model=None):
     """MAE encoder keys -> ``backbone.net.*`` (cls token and final norm skipped)."""
-    return _encoder_to_detector(state_dict, model, "MAE")
+    return _encoder_to_detector(mae_keys(state_dict), model, "MAE")
 
 
 def convert_mae_full_checkpoint(state_dict, model=None):
     """MAE encoder + decoder -> ``backbone.net.*`` (decoder and mask token skipped)."""
-    return _encoder_to_detector(state_dict, model, "MAE (full)")
+    return _encoder_to_detector(mae_keys(state_dict), model, "MAE (full)")
 
 
 def convert_timm_vit_checkpoint(state_dict, model=None):
@@ -97,3 +86,13 @@ def convert_timm_vit_checkpoint(state_dict, model=None):
 def convert_vitdet_zoo_checkpoint(state_dict, model=None):
     """Already in detector keys; returned as is (a new dict)."""
     return dict(state_dict)
+
+
+register_family("vitdet", ("d2backbones.vitdet", "detectron2.modeling.backbone.vit"))
+register_format("vitdet_zoo", "ViTDet detector (detectron2 model-zoo .pkl or a training checkpoint)",
+                detect=is_vitdet_zoo_checkpoint, priority=DETECTOR)
+register_format("timm_vit", "timm ViT classifier", detect=is_timm_vit_checkpoint, priority=CLASSIFIER)
+register_converter("vitdet_zoo", "vitdet", convert_vitdet_zoo_checkpoint)
+register_converter("mae_full", "vitdet", convert_mae_full_checkpoint)
+register_converter("mae", "vitdet", convert_mae_checkpoint)
+register_converter("timm_vit", "vitdet", convert_timm_vit_checkpoint)

@@ -1,0 +1,66 @@
+"""Checkpoint formats that no single family owns: MAE (read by every plain-ViT family)
+and detectron2's own training checkpoint (read by all).
+
+Each has one detect function here. A family that reads MAE registers its own
+converter in its ``convert.py``; the ``d2`` format is converted the same way for all.
+
+MAE (facebookresearch/mae ``models_mae.py``) keys: ``cls_token``, ``pos_embed``
+(1, 1 + S*S, C), ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``; the full
+checkpoint (``mae_pretrain_vit_*_full.pth``) adds ``mask_token``,
+``decoder_embed.*``, ``decoder_pos_embed``, ``decoder_blocks.N.*``,
+``decoder_norm.*`` and ``decoder_pred.*``. Some releases wrap the keys in
+``module.`` or ``encoder.``; :func:`mae_keys` removes that.
+"""
+from .formats import ANY_FAMILY, ENCODER, GENERIC, PRETRAINING, register_converter, register_format
+from .remap import strip_prefixes
+
+__all__ = [
+    "D2_FORMAT",
+    "DETECTOR_PREFIXES",
+    "is_d2_checkpoint",
+    "is_mae_checkpoint",
+    "is_mae_full_checkpoint",
+    "mae_keys",
+]
+
+D2_FORMAT = "d2"
+DETECTOR_PREFIXES = ("backbone.", "proposal_generator.", "roi_heads.")
+MAE_WRAPPER_PREFIXES = ("module.", "encoder.")
+MAE_ENCODER_KEYS = ("patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
+
+
+def mae_keys(state_dict):
+    """``state_dict`` without the ``module.`` / ``encoder.`` wrappers some MAE releases add."""
+    return strip_prefixes(state_dict, MAE_WRAPPER_PREFIXES)
+
+
+def _has_vit_encoder(state_dict):
+    return all(key in state_dict for key in MAE_ENCODER_KEYS)
+
+
+def is_mae_checkpoint(state_dict):
+    """MAE encoder only (``mae_pretrain_vit_*.pth``): ViT keys, no decoder, no classifier."""
+    state_dict = mae_keys(state_dict)
+    return _has_vit_encoder(state_dict) and not any(k.startswith(("decoder_", "head.")) for k in state_dict)
+
+
+def is_mae_full_checkpoint(state_dict):
+    """MAE encoder and decoder (``mae_pretrain_vit_*_full.pth``)."""
+    state_dict = mae_keys(state_dict)
+    return _has_vit_encoder(state_dict) and any(k.startswith("decoder_blocks.") for k in state_dict)
+
+
+def is_d2_checkpoint(state_dict):
+    """Keys of a detectron2 detector (``backbone.*``, ``roi_heads.*`` ...)."""
+    return any(key.startswith(DETECTOR_PREFIXES) for key in state_dict)
+
+
+def convert_d2_checkpoint(state_dict, model=None):
+    """Already detector keys; returned as they are (a new dict)."""
+    return dict(state_dict)
+
+
+register_format("mae_full", "MAE encoder + decoder", detect=is_mae_full_checkpoint, priority=PRETRAINING)
+register_format("mae", "MAE encoder only", detect=is_mae_checkpoint, priority=ENCODER)
+register_format(D2_FORMAT, "detectron2 training checkpoint (detector keys)", detect=is_d2_checkpoint, priority=GENERIC)
+register_converter(D2_FORMAT, ANY_FAMILY, convert_d2_checkpoint)
