@@ -15,7 +15,9 @@ from ...common.train import train
 
 train.amp.enabled = True
 train.ddp.fp16_compression = True
-# matching_heuristics maps the MAE keys ("blocks.0...") to "backbone.net.blocks.0...".
+# ?matching_heuristics=True is for detectron2's own lazyconfig_train_net.py, whose
+# checkpointer needs it to map the MAE keys ("blocks.0...") to "backbone.net.blocks.0...".
+# This project's loader detects the MAE format by itself and converts it explicitly.
 train.init_checkpoint = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_base.pth?matching_heuristics=True"
 
 train.max_iter = coco_iters(epochs=100)
