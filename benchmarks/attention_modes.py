@@ -18,16 +18,13 @@ import argparse
 import json
 import math
 import os
-import sys
 from functools import partial
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import peak_rss_growth_mb, run_worker, time_alternately  # noqa: E402
-
-from d2backbones.layers import Attention  # noqa: E402
-from d2backbones.layers.attention import REL_POS_MODES  # noqa: E402
+from d2backbones.benchmarking import peak_rss_growth_mb, run_worker, time_alternately
+from d2backbones.layers import Attention
+from d2backbones.layers.attention import REL_POS_MODES
 
 DIM, HEADS, PATCH, WINDOW = 768, 12, 16, 14
 VARIANTS = [mode for mode in REL_POS_MODES if mode != "auto"] + ["detectron2"]

@@ -26,8 +26,7 @@ from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import time_alternately  # noqa: E402
+from d2backbones.benchmarking import time_alternately
 
 IMAGE_SIZE = 320
 NUM_CATEGORIES = 80

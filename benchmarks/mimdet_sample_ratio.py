@@ -38,7 +38,6 @@ after building the model.
 import argparse
 import datetime
 import json
-import math
 import os
 import subprocess
 import sys
@@ -46,9 +45,9 @@ from functools import partial
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import (  # noqa: E402
-    build,
+from d2backbones.benchmarking import (
+    build_model_and_optimizer,
+    check_step,
     format_size,
     machine_description,
     parse_size,
@@ -58,6 +57,7 @@ from tools.benchmark import (  # noqa: E402
     synthetic_batch,
     time_alternately,
 )
+from d2backbones.reports.markdown import format_cell, markdown_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
@@ -87,9 +87,8 @@ REFERENCE_VARIANT = "vitdet"
 # ---- the detectors and their step ----------------------------------------------
 def build_detector(family, config_file, activation_checkpointing):
     """A detector of ``family`` ("mimdet" or "vitdet"), seeded, in train mode, and its optimizer."""
-    settings = argparse.Namespace(opts=OVERRIDES[family], device="cpu", activation_checkpointing=False, compile=False)
     torch.manual_seed(0)
-    model, optimizer, num_classes = build(settings, os.path.join(REPO, config_file))
+    model, optimizer, num_classes = build_model_and_optimizer(os.path.join(REPO, config_file), OVERRIDES[family])
     for module in model.modules():
         if hasattr(module, "use_act_checkpoint"):
             module.use_act_checkpoint = activation_checkpointing
@@ -141,15 +140,6 @@ def padded_size(model, batch):
 # ---- timing in one process -------------------------------------------------------
 def variant_names(ratios):
     return [f"ratio {ratio}" for ratio in ratios] + ["reference"]
-
-
-def check_step(label, losses, counter, ratio):
-    """Raise unless the losses are finite and, for MIMDet, the encoder kept int(L * ratio) tokens."""
-    if not all(math.isfinite(value) for value in losses.values()):
-        raise RuntimeError(f"{label}: non-finite losses {losses}")
-    if ratio is not None and counter.kept != int(counter.total * ratio):
-        raise RuntimeError(f"{label}: the encoder kept {counter.kept} of {counter.total} tokens, "
-                           f"expected int(L * ratio) = {int(counter.total * ratio)}")
 
 
 def compare(model_name, input_size, ratios, rounds, warmup_rounds, activation_checkpointing):
@@ -246,15 +236,11 @@ TABLE_HEADER = ("| model | input (padded) | variant | encoder tokens kept | step
 
 
 def markdown_row(row):
-    def cell(key, fmt):
-        return "-" if row.get(key) is None else fmt.format(row[key])
-
     tokens = f"{row['tokens_kept']} / {row['tokens_total']}" if "tokens_kept" in row else "all (ViT)"
-    return " | ".join([
-        f"| {row['detector']}", f"{row['input_size']} ({row['padded_input']})", row["variant"], tokens,
-        cell("wall_s", "{:.2f}"), cell("cpu_s", "{:.2f}"), cell("wall_ratio", "{:.2f}"), cell("cpu_ratio", "{:.2f}"),
-        cell("peak_rss_growth_mb", "{:.0f}"), cell("memory_ratio", "{:.2f}") + " |",
-    ])
+    measured = [("wall_s", "{:.2f}"), ("cpu_s", "{:.2f}"), ("wall_ratio", "{:.2f}"), ("cpu_ratio", "{:.2f}"),
+                ("peak_rss_growth_mb", "{:.0f}"), ("memory_ratio", "{:.2f}")]
+    return markdown_line([row["detector"], f"{row['input_size']} ({row['padded_input']})", row["variant"], tokens,
+                          *(format_cell(row.get(key), fmt) for key, fmt in measured)])
 
 
 def target_line(rows):

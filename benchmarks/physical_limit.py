@@ -11,12 +11,10 @@ machine's rate). Achieved rate = 2 x multiply-adds / seconds.
 import argparse
 import json
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import machine_description, matmul_gflop_per_s, median_time  # noqa: E402
+from d2backbones.benchmarking import machine_description, matmul_gflop_per_s, median_time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,13 +17,12 @@ ours with per-block activation checkpointing (``use_act_checkpoint``).
 import argparse
 import json
 import os
-import sys
 from functools import partial
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.benchmark import machine_description, peak_rss_growth_mb, run_worker, time_alternately  # noqa: E402
+from d2backbones.benchmarking import machine_description, peak_rss_growth_mb, run_worker, time_alternately
+from d2backbones.reports.markdown import format_cell, markdown_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUR_MODEL_CONFIG = os.path.join(REPO, "configs/common/models/mask_rcnn_vitdet.py")
@@ -186,19 +185,16 @@ def main():
 
 
 def format_row(row):
-    def cell(value, fmt):
-        return "-" if value is None else fmt.format(value)
-
     wall = row.get("wall_s", {})
     growth = row.get("peak_rss_growth_mb", {})
-    return " | ".join([
-        f"| {row['input_size']}", row["scope"],
-        cell(row.get("output_max_rel_err"), "{:.1e}"),
-        cell(wall.get("ours"), "{:.2f}"), cell(wall.get("detectron2"), "{:.2f}"),
-        cell(row.get("time_ratio"), "{:.2f}"), cell(row.get("cpu_time_ratio"), "{:.2f}"),
-        cell(growth.get("ours"), "{:.0f}"), cell(growth.get("ours+ckpt"), "{:.0f}"),
-        cell(growth.get("detectron2"), "{:.0f}"),
-        cell(row.get("memory_ratio"), "{:.2f}"), cell(row.get("ckpt_memory_ratio"), "{:.2f}") + " |",
+    return markdown_line([
+        str(row["input_size"]), row["scope"],
+        format_cell(row.get("output_max_rel_err"), "{:.1e}"),
+        format_cell(wall.get("ours"), "{:.2f}"), format_cell(wall.get("detectron2"), "{:.2f}"),
+        format_cell(row.get("time_ratio"), "{:.2f}"), format_cell(row.get("cpu_time_ratio"), "{:.2f}"),
+        format_cell(growth.get("ours"), "{:.0f}"), format_cell(growth.get("ours+ckpt"), "{:.0f}"),
+        format_cell(growth.get("detectron2"), "{:.0f}"),
+        format_cell(row.get("memory_ratio"), "{:.2f}"), format_cell(row.get("ckpt_memory_ratio"), "{:.2f}"),
     ])
 
 

@@ -1,11 +1,14 @@
-"""tools/benchmark.py: measures a tiny config and writes JSON, markdown and PNG (no timing asserted)."""
-import importlib.util
+"""d2backbones.benchmarking (tools/benchmark.py): measures a tiny config and writes JSON,
+markdown and PNG (no timing asserted)."""
 import json
 import os
 
 import pytest
 import torch
 import torch.nn as nn
+
+from d2backbones import benchmarking as benchmark
+from d2backbones.benchmarking.cli import parse_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = os.path.join(REPO, "configs/demo/vitdet_tiny.py")
@@ -17,19 +20,9 @@ TINY_OVERRIDES = [
 ]
 
 
-def load_benchmark_module():
-    spec = importlib.util.spec_from_file_location("benchmark_tool", os.path.join(REPO, "tools/benchmark.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = load_benchmark_module()
-
-
 @pytest.fixture(scope="module")
 def tiny_record():
-    args = benchmark.parse_args(
+    args = parse_args(
         ["--config-file", DEMO_CONFIG, "--input-size", "64", "--iters", "1", "--warmup", "0",
          "--in-process", "--matmul", "--matmul-size", "128", *TINY_OVERRIDES]
     )
@@ -83,13 +76,13 @@ def test_activation_checkpointing_needs_a_model_that_offers_it():
 
 
 def test_overrides_after_config_files_are_split_off():
-    args = benchmark.parse_args(["--config-file", DEMO_CONFIG, "train.max_iter=3", "--iters", "1"])
+    args = parse_args(["--config-file", DEMO_CONFIG, "train.max_iter=3", "--iters", "1"])
     assert args.config_file == [DEMO_CONFIG] and args.opts == ["train.max_iter=3"]
 
 
 def test_missing_config_is_refused(capsys):
     with pytest.raises(SystemExit):
-        benchmark.parse_args(["--config-file", "configs/nope.py"])
+        parse_args(["--config-file", "configs/nope.py"])
     assert "config file not found: configs/nope.py" in capsys.readouterr().err
 
 
@@ -136,8 +129,7 @@ def test_run_worker_reads_the_last_printed_number(tmp_path):
 
 
 def test_flops_of_a_compiled_backbone_are_those_of_the_eager_one():
-    args = benchmark.parse_args(["--config-file", DEMO_CONFIG, "--in-process", *TINY_OVERRIDES])
-    model, _, _ = benchmark.build(args, DEMO_CONFIG)
+    model, _, _ = benchmark.build_model_and_optimizer(DEMO_CONFIG, TINY_OVERRIDES)
     image = benchmark.synthetic_batch(1, (64, 64), 4)[0]["image"]
     eager = benchmark.count_flops(model, image)
     model.backbone.compile()

@@ -1,29 +1,29 @@
-"""benchmarks/mimdet_sample_ratio.py on the tiny MIMDet: token counts, JSON and table (no timing asserted)."""
-import importlib.util
+"""benchmarks/mimdet_sample_ratio.py on the tiny MIMDet: token counts, JSON and table (no timing asserted).
+
+The script runs as a subprocess, as from the command line; its step check is
+``d2backbones.benchmarking.check_step``."""
 import json
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 
+from d2backbones.benchmarking import check_step
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "benchmarks/mimdet_sample_ratio.py")
 
 
-def load_script():
-    path = os.path.join(REPO, "benchmarks/mimdet_sample_ratio.py")
-    spec = importlib.util.spec_from_file_location("mimdet_sample_ratio", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sample_ratio_benchmark = load_script()
+def run_script(*args, check=True):
+    return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO, capture_output=True, text=True, check=check)
 
 
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("benchmark") / "mimdet_sample_ratio.json"
-    sample_ratio_benchmark.main(["--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(path)])
+    run_script("--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(path))
     return path
 
 
@@ -64,22 +64,23 @@ def test_markdown_table_beside_the_json(report_path):
 
 
 def test_memory_worker_reports_growth_in_a_fresh_process():
-    growth = sample_ratio_benchmark.measure_memory("tiny", "0.5", (128, 128), activation_checkpointing=False)
+    output = run_script("--memory-worker", "tiny", "0.5", "--input-size", "128x128").stdout
+    growth = float(output.strip().splitlines()[-1])
     assert growth > 0
 
 
-def test_bad_sample_ratio_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        sample_ratio_benchmark.parse_args(["--ratios", "0.5", "1.5"])
-    assert "sample ratios must be in (0, 1], got [1.5]" in capsys.readouterr().err
+def test_bad_sample_ratio_is_refused():
+    result = run_script("--ratios", "0.5", "1.5", check=False)
+    assert result.returncode != 0
+    assert "sample ratios must be in (0, 1], got [1.5]" in result.stderr
 
 
 def test_a_wrong_token_count_or_a_nan_loss_stops_the_benchmark():
     class Counter:
         kept, total = 31, 64
 
-    sample_ratio_benchmark.check_step("tiny ratio 0.49", {"loss_cls": 1.0}, Counter, ratio=0.49)  # int(31.36)
+    check_step("tiny ratio 0.49", {"loss_cls": 1.0}, Counter, ratio=0.49)  # int(31.36)
     with pytest.raises(RuntimeError, match="kept 31 of 64 tokens, expected int\\(L \\* ratio\\) = 32"):
-        sample_ratio_benchmark.check_step("tiny ratio 0.5", {"loss_cls": 1.0}, Counter, ratio=0.5)
+        check_step("tiny ratio 0.5", {"loss_cls": 1.0}, Counter, ratio=0.5)
     with pytest.raises(RuntimeError, match="non-finite losses"):
-        sample_ratio_benchmark.check_step("reference", {"loss_cls": float("nan")}, Counter, ratio=None)
+        check_step("reference", {"loss_cls": float("nan")}, Counter, ratio=None)

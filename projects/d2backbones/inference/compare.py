@@ -7,6 +7,7 @@ GFLOPs, inference time) when given.
 import json
 import os
 
+from ..reports.markdown import markdown_table as build_markdown_table
 from .results import read_results
 
 __all__ = ["COLUMNS", "X_AXES", "collect_rows", "markdown_table", "plot_rows"]
@@ -87,21 +88,12 @@ def collect_rows(results_paths, benchmark_paths=()):
     return rows
 
 
-def _cell(row, key, fmt):
-    value = row.get(key)
-    return MISSING if value is None else fmt.format(value)
-
-
 def markdown_table(rows):
-    """The rows as a markdown table; optional columns only when some row has a value."""
+    """The rows as a markdown table; optional columns only when some row has a value.
+    Numbers are right-aligned; the run and config names are not."""
     columns = [c for c in COLUMNS if c[0] not in OPTIONAL_KEYS or any(row.get(c[0]) is not None for row in rows)]
-    lines = [
-        "| " + " | ".join(header for _, header, _ in columns) + " |",
-        "|" + "|".join("---" if key in ("name", "config") else "---:" for key, _, _ in columns) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row, key, fmt) for key, _, fmt in columns) + " |")
-    return "\n".join(lines) + "\n"
+    numeric = {key for key, _, _ in columns if key not in ("name", "config")}
+    return build_markdown_table(rows, columns, missing=MISSING, right_align=numeric)
 
 
 def plot_rows(rows, png_path, x_axis=None):

@@ -1,5 +1,6 @@
-"""Figures of a run: training curves and predictions drawn on images."""
+"""Figures and tables of a run: training curves, predictions drawn on images, markdown tables."""
 from .curves import plot_training_curves
+from .markdown import markdown_table
 from .predictions import draw_predictions
 
-__all__ = ["draw_predictions", "plot_training_curves"]
+__all__ = ["draw_predictions", "markdown_table", "plot_training_curves"]
