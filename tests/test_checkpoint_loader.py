@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import ShapeSpec
 from timm.models.convnext import ConvNeXt as TimmConvNeXt
@@ -35,6 +36,8 @@ from d2backbones.checkpoint import (
     resolve_source,
 )
 from d2backbones.checkpoint import sources, zoo
+from d2backbones.checkpoint.loader import load_matching_shapes
+from d2backbones.checkpoint.sources import UnsafeURLError
 from d2backbones.checkpoint.zoo import ZooEntry
 
 MODEL_CONFIG = "configs/common/models/mask_rcnn_vitdet.py"
@@ -256,7 +259,7 @@ def test_checkpoint_without_backbone_weights_refuses(tmp_path):
         load_checkpoint(tiny_vitdet(), path)
 
 
-def test_train_net_refuses_to_start_on_a_backbone_mismatch(tmp_path, tiny_shapes):
+def test_train_net_refuses_to_start_on_a_backbone_mismatch(tmp_path, tiny_shapes, capsys):
     from conftest import DEMO_CONFIG, dataset_flags
 
     from d2backbones.engine import cli
@@ -269,8 +272,10 @@ def test_train_net_refuses_to_start_on_a_backbone_mismatch(tmp_path, tiny_shapes
          "dataloader.train.dataset.names=ckpt_tiny", "dataloader.test.dataset.names=ckpt_tiny",
          f"train.output_dir={tmp_path / 'out'}", f"train.init_checkpoint={path}"]
     )
-    with pytest.raises(CheckpointError, match="do not fit the model's shapes"):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(args)
+    assert exit_info.value.code == 2
+    assert f"error: 1 backbone weights of {path} do not fit the model's shapes" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out" / "model_final.pth")
 
 
@@ -310,6 +315,103 @@ def test_pkl_with_code_is_refused(tmp_path):
     path = save({"model": {"a": np.zeros(2)}, "__author__": "x", "hook": NotAWeight()}, tmp_path / "model.pkl")
     with pytest.raises(UnsafeCheckpointError, match="NotAWeight"):
         read_checkpoint_file(path)
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _write_with(writer, obj, path):
+    if writer == "torch.save":
+        torch.save(obj, path)
+    elif writer == "torch.save protocol 4":
+        torch.save(obj, path, pickle_protocol=4)
+    elif writer == "legacy torch.save":
+        torch.save(obj, path, _use_new_zipfile_serialization=False)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=int(writer[-1]))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "torch.save protocol 4", "legacy torch.save", "pickle 2", "pickle 4"])
+def test_pth_that_would_run_a_command_is_called_unsafe(tmp_path, writer):
+    """torch refuses it with the same exception type as a damaged file; the globals the
+    file names (found without running it) make the difference, for every way of writing it."""
+    marker = tmp_path / "ran"
+    path = str(tmp_path / "model.pth")
+    _write_with(writer, {"model": mae_encoder(), "hook": RunsCommand(marker)}, path)
+    with pytest.raises(UnsafeCheckpointError) as error:
+        read_checkpoint_file(path)
+    message = str(error.value)
+    assert f"checkpoint {path} is unsafe" in message and f"{os.system.__module__}.system" in message
+    assert "?allow_unsafe=True" in message and "truncated" not in message
+    assert not marker.exists()
+
+
+PKL_LAYOUTS = {
+    "zoo": {"model": {"conv.weight": np.arange(6, dtype=np.float32).reshape(2, 3)}, "__author__": "Detectron2 Model Zoo"},
+    "caffe2_blobs": {"blobs": {"conv1_w": np.ones((2, 2), np.float32), "conv1_w_momentum": np.zeros((2, 2), np.float32)},
+                     "cfg": "not weights"},
+    "plain_dict": {"res2_0_branch1_w": np.full((3,), 2.0), "res2_0_branch1_w_momentum": np.zeros(3), "pred_b": np.ones(1)},
+    "model_without_author": {"model": {"w": np.zeros(1)}},
+}
+
+
+def _assert_same(ours, theirs):
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, dict):
+        assert ours.keys() == theirs.keys()
+        for key in theirs:
+            _assert_same(ours[key], theirs[key])
+    elif isinstance(theirs, np.ndarray):
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    else:
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("layout", sorted(PKL_LAYOUTS))
+def test_pkl_reader_gives_what_detectron2_reads(tmp_path, layout, protocol):
+    path = str(tmp_path / "model.pkl")
+    with open(path, "wb") as f:
+        pickle.dump(PKL_LAYOUTS[layout], f, protocol=protocol)
+    theirs = DetectionCheckpointer(torch.nn.Module())._load_file(path)
+    _assert_same(read_checkpoint_file(path), theirs)
+    _assert_same(read_checkpoint_file(path, allow_unsafe=True), theirs)
+
+
+def test_pkl_holding_no_dict_is_corrupt(tmp_path):
+    path = save([np.zeros(2)], tmp_path / "list.pkl")
+    with pytest.raises(CorruptCheckpointError, match="holds a list, not a dict"):
+        read_checkpoint_file(path)
+
+
+def test_load_matching_shapes_skips_and_reports_what_does_not_fit():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mismatched = load_matching_shapes(
+        model, {"0.weight": np.ones((2, 3), np.float32), "1.weight": torch.ones(5, 2), "extra": torch.ones(1)}
+    )
+    assert mismatched == [("1.weight", (5, 2), (4, 2))]
+    state = model.state_dict()
+    assert torch.equal(state["0.weight"], torch.ones(2, 3))
+    assert all(torch.equal(state[k], before[k]) for k in ("0.bias", "1.weight", "1.bias"))
+
+
+def test_nan_weights_are_refused_naming_them(tmp_path):
+    state = mae_encoder()
+    state["blocks.1.attn.qkv.weight"][0, 0] = float("nan")
+    state["pos_embed"][0, 0, 0] = float("inf")
+    path = save({"model": state}, tmp_path / "diverged.pth")
+    with pytest.raises(CorruptCheckpointError, match=r"NaN or infinite values in 2 of its \d+ weights") as error:
+        read_state_dict(path)
+    assert "blocks.1.attn.qkv.weight" in str(error.value) and "pos_embed" in str(error.value)
 
 
 @pytest.fixture
@@ -419,6 +521,27 @@ def test_zoo_download_checks_hash_and_size(server, cache, monkeypatch):
     target = cache_path_for(bad.url)
     assert not os.path.exists(target) and not os.path.exists(target + ".part")
     assert resolve_source(good.uri).zoo_name == good.name
+
+
+@pytest.mark.parametrize(
+    "url_path", ["x/../../escape.pth", "x/%2e%2e/%2E%2E/escape.pth", "x/..%2F..%2Fescape.pth", "x/.%2e/.%2E/escape.pth"]
+)
+def test_url_that_would_leave_the_cache_is_refused_before_fetching(server, cache, tmp_path, url_path):
+    root, base = server
+    save({"model": mae_encoder()}, root / "escape.pth")
+    with pytest.raises(UnsafeURLError, match=r"would place the file outside the cache") as error:
+        resolve_source(f"{base}/{url_path}")
+    assert len(str(error.value).splitlines()) == 1 and str(cache) in str(error.value)
+    assert _CountingHandler.requests == []
+    assert not (tmp_path / "escape.pth").exists() and not os.path.exists(cache)
+
+
+def test_url_with_an_ordinary_escape_still_downloads_into_the_cache(server, cache):
+    root, base = server
+    (root / "ckpt").mkdir()
+    save({"model": mae_encoder()}, root / "ckpt" / "mae v2.pth")
+    path = resolve_source(f"{base}/ckpt/mae%20v2.pth").path
+    assert path == str(cache / "ckpt" / "mae%20v2.pth") and os.path.isfile(path)
 
 
 def test_download_gives_up_on_a_silent_server(cache):

@@ -4,9 +4,10 @@
 
 1. resolves the source (local path, ``detectron2://``, ``https://``, ``zoo://``;
    see :mod:`.sources`), downloading into the cache when needed;
-2. reads the file without running code from it (:mod:`.safe_load`);
+2. reads the file without running code from it (:mod:`.safe_load`), and refuses
+   one with NaN or infinite weights;
 3. detects its format and applies the family's conversion (:mod:`.formats`);
-4. loads through detectron2's ``DetectionCheckpointer`` (numpy arrays, shape checks);
+4. loads the weights whose shapes fit (:func:`load_matching_shapes`);
 5. logs a per-module table of matched / missing / unexpected / mismatched keys
    (:mod:`.report`), and refuses a load that gave the backbone nothing, or that
    skipped backbone weights for their shape unless ``allow_backbone_mismatch``.
@@ -19,7 +20,6 @@ import logging
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 from torch.nn.parallel import DistributedDataParallel
 
@@ -29,7 +29,7 @@ from .report import LoadReport
 from .safe_load import CheckpointError, CorruptCheckpointError, read_checkpoint_file
 from .sources import resolve_source
 
-__all__ = ["load_checkpoint", "read_state_dict", "convert_checkpoint_file"]
+__all__ = ["load_checkpoint", "load_matching_shapes", "read_state_dict", "convert_checkpoint_file"]
 
 logger = logging.getLogger("d2backbones")
 
@@ -42,11 +42,28 @@ def _to_tensors(state):
     return {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
+def _check_finite(state_dict, source):
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CorruptCheckpointError(
+            f"checkpoint {source.path} has NaN or infinite values in {len(bad)} of its {len(state_dict)} weights "
+            f"({shown}): it was saved from a diverged run or is damaged. Use an earlier checkpoint."
+        )
+
+
 def read_state_dict(checkpoint, allow_unsafe=None):
-    """Read a checkpoint string into ``(tensor_dict, source, raw)``.
+    """Read a checkpoint string into ``(tensor_dict, source, raw)``, without a model.
 
     ``raw`` is the file's top-level object (for flags such as detectron2's
-    ``matching_heuristics``); numpy arrays (``.pkl`` files) become tensors.
+    ``matching_heuristics``); numpy arrays (``.pkl`` files) become tensors. This is
+    every check a file can fail before it meets a model, so a command line can run it
+    before building one.
+
+    Raises:
+        CheckpointError (a ValueError): unreadable, unsafe, not a state dict, or with
+            NaN / infinite weights.
+        FileNotFoundError: a local path that does not exist.
     """
     source = resolve_source(checkpoint)
     unsafe = source.options.get("allow_unsafe", False) if allow_unsafe is None else allow_unsafe
@@ -59,7 +76,28 @@ def read_state_dict(checkpoint, allow_unsafe=None):
         state_dict = unwrap_state_dict(raw)
     except ValueError as error:
         raise CorruptCheckpointError(f"{source.path} is not a model checkpoint: {error}") from None
+    _check_finite(state_dict, source)
     return state_dict, source, raw
+
+
+def load_matching_shapes(model, state_dict):
+    """Load the entries of ``state_dict`` whose shapes fit ``model`` (``strict=False``).
+
+    numpy arrays become tensors; keys the model does not have are ignored.
+
+    Returns:
+        ``[(key, checkpoint_shape, model_shape)]`` of the entries skipped for their shape.
+    """
+    model_state = model.state_dict()
+    tensors = _to_tensors(state_dict)
+    mismatched = [
+        (k, tuple(v.shape), tuple(model_state[k].shape))
+        for k, v in tensors.items()
+        if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)
+    ]
+    skipped = {m[0] for m in mismatched}
+    model.load_state_dict({k: v for k, v in tensors.items() if k not in skipped}, strict=False)
+    return mismatched
 
 
 def _convert(state_dict, model, checkpoint_format, family, source):
@@ -119,8 +157,7 @@ def load_checkpoint(
         detected, converted = _convert(state_dict, model, checkpoint_format, family, source)
         format_name = detected.name
 
-    incompatible = DetectionCheckpointer(model)._load_model({"model": dict(converted)})
-    mismatched = [(key, tuple(ckpt), tuple(mine)) for key, ckpt, mine in incompatible.incorrect_shapes]
+    mismatched = load_matching_shapes(model, converted)
     mismatched_keys = {m[0] for m in mismatched}
     report = LoadReport(
         source=source.uri,

@@ -3,7 +3,8 @@
 Remote files are downloaded once, with a progress bar, into the cache that
 detectron2 itself uses (iopath's, ``$FVCORE_CACHE`` or ``~/.torch/iopath_cache``,
 same layout), so a file fetched by either is found by both. ``$D2BACKBONES_CACHE``
-overrides the location.
+overrides the location. A URL whose path would leave the cache (``..``, plain or
+percent-encoded) is refused before anything is fetched.
 
 Offline use never hangs: the connection gives up after ``$D2BACKBONES_DOWNLOAD_TIMEOUT``
 seconds (default 10), ``$D2BACKBONES_OFFLINE=1`` skips the attempt, and either way the
@@ -16,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Dict, Optional
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from iopath.common.file_io import file_lock, get_cache_dir
 from tqdm import tqdm
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from .safe_load import CheckpointError
 from .zoo import D2_HOST, ZOO_SCHEME, get_zoo_entry
 
-__all__ = ["CheckpointSource", "DownloadError", "cache_path_for", "download", "resolve_source"]
+__all__ = ["CheckpointSource", "DownloadError", "UnsafeURLError", "cache_path_for", "download", "resolve_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ CHUNK = 1 << 20
 
 class DownloadError(CheckpointError):
     """A remote checkpoint that could not be fetched or failed its check."""
+
+
+class UnsafeURLError(DownloadError):
+    """A checkpoint URL whose cache path would lie outside the cache directory."""
 
 
 @dataclass
@@ -60,10 +65,33 @@ def cache_dir():
     return os.environ.get("D2BACKBONES_CACHE") or get_cache_dir()
 
 
+def _unsafe_segment(segment):
+    # Checked decoded too: a server (or a later tool) may decode %2e%2e / %2F.
+    decoded = unquote(segment)
+    return segment in (".", "..") or decoded in (".", "..") or any(c in decoded for c in "/\\\0")
+
+
 def cache_path_for(url):
-    """Local cache file of ``url``: ``<cache>/<url path>``, as iopath lays it out."""
+    """Local cache file of ``url``: ``<cache>/<url path>``, as iopath lays it out.
+
+    Raises:
+        UnsafeURLError: a path segment is ``.`` or ``..`` (plain or percent-encoded) or
+            encodes a separator, or the URL names no file: the file would land outside
+            the cache, or nowhere.
+    """
     parsed = urlparse(url)
-    return os.path.join(cache_dir(), os.path.dirname(parsed.path.lstrip("/")), os.path.basename(parsed.path))
+    root = cache_dir()
+    segments = parsed.path.lstrip("/").split("/")
+    bad = next((s for s in segments if _unsafe_segment(s)), None)
+    if bad is not None or not segments[-1]:
+        reason = f"its path segment {bad!r} would place the file outside the cache {root}" if bad is not None else (
+            "it ends in '/', so it names no file")
+        raise UnsafeURLError(
+            f"refusing checkpoint URL {url}: {reason}. Give the file's own URL, or download it yourself "
+            "and give its local path"
+        )
+    # Every segment is now a plain name (no ".", "..", or separator), so the path stays under root.
+    return os.path.join(root, *segments)
 
 
 def _parse_options(query, uri):
@@ -153,7 +181,9 @@ def resolve_source(checkpoint):
     Raises:
         KeyError: unknown zoo name.
         FileNotFoundError: a local path that does not exist.
-        DownloadError: a remote file that is not cached and cannot be downloaded.
+        CheckpointError: a directory given as the checkpoint.
+        DownloadError: a remote file that is not cached and cannot be downloaded, or
+            (:class:`UnsafeURLError`) whose cache path would leave the cache.
     """
     uri, _, query = checkpoint.partition("?")
     options = _parse_options(query, checkpoint)
@@ -167,6 +197,10 @@ def resolve_source(checkpoint):
     if uri.startswith(("https://", "http://")):
         return CheckpointSource(_fetch_cached(uri), uri, url=uri, options=options)
     path = os.path.expanduser(uri)
+    if os.path.isdir(path):
+        found = sorted(f for f in os.listdir(path) if f.endswith((".pth", ".pkl")))
+        hint = f"; it holds {', '.join(found[:3])}" if found else ""
+        raise CheckpointError(f"checkpoint {uri} is a directory, not a checkpoint file: give a file inside it{hint}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {uri} (give a file, a URL, detectron2://... or zoo://...)")
     return CheckpointSource(path, uri, options=options)

@@ -15,6 +15,7 @@ import os
 import re
 import zipfile
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["AtomicCheckpointer", "checkpoint_is_complete", "trim_metrics_after"]
@@ -70,18 +71,53 @@ class _AtomicWritePathManager:
         return getattr(self._base, name)
 
 
+def _tensors_in(loaded):
+    """The tensors of a loaded checkpoint, in a fixed order."""
+    if isinstance(loaded, torch.Tensor):
+        yield loaded
+    elif isinstance(loaded, dict):
+        for value in loaded.values():
+            yield from _tensors_in(value)
+    elif isinstance(loaded, (list, tuple)):
+        for value in loaded:
+            yield from _tensors_in(value)
+
+
+def _storage_bytes(tensor):
+    return torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
+
+
+def _same_tensors(a, b):
+    """Whether two loads of one checkpoint hold the same tensor bytes (NaN compares
+    equal). Everything else in them comes from the one CRC-checked ``data.pkl``."""
+    a, b = list(_tensors_in(a)), list(_tensors_in(b))
+    return len(a) == len(b) and all(
+        x.shape == y.shape and torch.equal(_storage_bytes(x), _storage_bytes(y)) for x, y in zip(a, b)
+    )
+
+
 def checkpoint_is_complete(path):
-    """Whether ``path`` is a whole checkpoint: a ``torch.save`` zip whose every
-    member matches its CRC (a truncated file has no central directory)."""
+    """Whether ``path`` is a whole checkpoint: a ``torch.save`` zip whose every member
+    matches its CRC (a truncated file has no central directory), and that torch reads
+    with those same bytes.
+
+    zipfile and torch's zip reader trust different header fields: a damaged external
+    attribute, for one, passes the CRC check yet makes ``torch.load`` return a tensor
+    of uninitialised memory. So the file is also loaded the way a resume loads it and
+    compared with a memory-mapped load, which reads each record where zipfile found
+    (and checked) it."""
     if not os.path.isfile(path):
         return False
-    if not zipfile.is_zipfile(path):
-        # Legacy (non-zip) pickles and .pkl files cannot be checked; trust them.
-        return not path.endswith(".pth")
     try:
+        if not zipfile.is_zipfile(path):
+            # Legacy (non-zip) pickles and .pkl files cannot be checked; trust them.
+            return not path.endswith(".pth")
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError):
+            if archive.testzip() is not None:
+                return False
+        as_resumed = torch.load(path, map_location="cpu", weights_only=True)
+        return _same_tensors(as_resumed, torch.load(path, map_location="cpu", mmap=True, weights_only=True))
+    except Exception:  # a damaged header can fail in any layer, each with its own error type
         return False
 
 

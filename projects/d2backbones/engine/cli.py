@@ -8,8 +8,11 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint.loader import read_state_dict
+from ..checkpoint.safe_load import CheckpointError
 from ..data import parse_dataset_spec, register_user_dataset
 from ..data.robust_images import BadImageError
+from .checkpoint import AtomicCheckpointer
 from .config import load_config
 from .datasets import adapt_model_to_data, prepare_datasets
 from .errors import TrainingStopped, UsageError
@@ -17,7 +20,8 @@ from .train_loop import do_eval_only, do_train, resolve_device, write_results
 
 logger = logging.getLogger("d2backbones")
 
-# Errors from reading the user's input: shown as one line, not a traceback.
+# Errors from reading the user's input: shown as one line, not a traceback (CheckpointError
+# is a ValueError; it is also caught in the workers, for what only the model can reveal).
 INPUT_ERRORS = (UsageError, ValueError, FileNotFoundError, KeyError)
 # Training that stops on purpose: one line on stderr and exit status 1.
 STOP_ERRORS = (TrainingStopped, BadImageError)
@@ -52,12 +56,27 @@ def register_datasets(args, cfg=None):
     return prepare_datasets(cfg) if cfg is not None else None
 
 
+def check_init_checkpoint(cfg, args):
+    """Read ``train.init_checkpoint`` and check it (readable, safe, finite weights) before
+    any model is built or file written, so that a bad one ends the command at once.
+
+    Skipped when ``--resume`` continues from a checkpoint of the output directory: the
+    run then does not use ``train.init_checkpoint`` (as in :func:`do_train`)."""
+    if not cfg.train.init_checkpoint:
+        return
+    if args.resume and not args.eval_only and AtomicCheckpointer(torch.nn.Module(), cfg.train.output_dir).has_checkpoint():
+        return
+    read_state_dict(cfg.train.init_checkpoint)
+
+
 def setup(args):
-    """Register datasets, load the config with its overrides, and fit it to the data."""
+    """Register datasets, load the config with its overrides, check the initial
+    checkpoint, and fit the config to the data."""
     register_datasets(args)
     cfg = load_config(args.config_file, args.opts)
     if getattr(args, "strict_data", False):
         cfg.train.strict_data = True
+    check_init_checkpoint(cfg, args)
     train_names, _ = prepare_datasets(cfg)
     adapt_model_to_data(cfg, train_names, args.opts)
     resolve_device(cfg)
@@ -83,6 +102,10 @@ def main(args, cfg=None):
     except STOP_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except CheckpointError as error:
+        # A checkpoint that does not fit the model (shapes, backbone keys, format).
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     if comm.is_main_process() and results:
         path = write_results(cfg, results, args.config_file, time.perf_counter() - start)
         logger.info("Results written to %s", path)
