@@ -7,6 +7,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.evaluation import COCOEvaluator
 
 from d2backbones.data import (
     SYNTHETIC_CLASSES,
@@ -18,6 +19,7 @@ from d2backbones.data import (
     register_user_dataset,
 )
 from d2backbones.data import synthetic
+from d2backbones.data.builtin import register_builtin_datasets
 
 IMAGE_SIZE = 128
 
@@ -203,6 +205,33 @@ def test_register_synthetic_shapes_is_idempotent(tmp_path, catalogs):
     annotations = [a for r in records for a in r["annotations"]]
     assert annotations and all(a["segmentation"] for a in annotations)
     assert {a["category_id"] for a in annotations} <= set(range(len(SYNTHETIC_CLASSES)))
+
+
+def test_builtin_registration_generates_each_split_on_first_use(tmp_path, catalogs, monkeypatch):
+    """What ``import d2backbones`` registers: names and metadata at once, files when needed."""
+    monkeypatch.setenv("D2BACKBONES_DATASETS", str(tmp_path))
+    monkeypatch.setitem(synthetic.DEFAULT_SPLITS, "train", (4, 0))
+    monkeypatch.setitem(synthetic.DEFAULT_SPLITS, "val", (3, 1))
+    names = ["synthetic_shapes_train", "synthetic_shapes_val"]
+    assert register_builtin_datasets() == names
+    assert register_builtin_datasets() == []
+    check_dataset_available("synthetic_shapes_train")
+    metadata = MetadataCatalog.get("synthetic_shapes_val")
+    assert metadata.thing_classes == list(SYNTHETIC_CLASSES) and metadata.has_masks is True
+    assert os.listdir(tmp_path) == []
+
+    # An evaluator built before any loader reads json_file: that generates val alone.
+    COCOEvaluator("synthetic_shapes_val", distributed=False)
+    assert os.listdir(tmp_path / synthetic.DATASET_VERSION) == ["val_n3_128px_seed1"]
+    with open(metadata.json_file) as f:
+        categories = json.load(f)["categories"]
+    assert metadata.thing_dataset_id_to_contiguous_id == {c["id"]: i for i, c in enumerate(categories)}
+
+    records = DatasetCatalog.get("synthetic_shapes_train")
+    assert len(records) == 4 and len(DatasetCatalog.get("synthetic_shapes_train")) == 4
+    assert {a["category_id"] for r in records for a in r["annotations"]} <= set(range(len(SYNTHETIC_CLASSES)))
+    # The explicit registration of the same default splits is then a no-op.
+    assert register_synthetic_shapes(num_train_images=4, num_val_images=3) == names
 
 
 # ---- user datasets ----------------------------------------------------------

@@ -14,5 +14,9 @@ from . import vitdet  # isort: skip
 from . import mimdet  # isort: skip
 from . import convnext  # isort: skip
 from . import swin  # isort: skip
+# The embedded datasets, as detectron2.data registers its builtin ones: nothing is generated here.
+from .data.builtin import register_builtin_datasets  # isort: skip
+
+register_builtin_datasets()
 
 __version__ = "0.1.0"

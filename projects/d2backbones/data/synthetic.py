@@ -29,6 +29,7 @@ __all__ = [
     "default_datasets_root",
     "generate_synthetic_shapes",
     "register_synthetic_shapes",
+    "synthetic_dataset_name",
 ]
 
 # Four classes, as in the reference 10-minute measurement the demo is held against
@@ -375,6 +376,11 @@ def generate_synthetic_shapes(root, split, num_images, image_size, seed):
     return json_path, image_dir
 
 
+def synthetic_dataset_name(split):
+    """The catalog name of a split: ``synthetic_shapes_train``, ``synthetic_shapes_val``."""
+    return f"synthetic_shapes_{split}"
+
+
 def register_synthetic_shapes(
     root=None, num_train_images=None, num_val_images=None, image_size=DEFAULT_IMAGE_SIZE
 ):
@@ -400,7 +406,7 @@ def register_synthetic_shapes(
     for split, (default_num_images, seed) in DEFAULT_SPLITS.items():
         num_images = default_num_images if sizes[split] is None else sizes[split]
         json_path, image_dir = generate_synthetic_shapes(root, split, num_images, image_size, seed)
-        name = f"synthetic_shapes_{split}"
+        name = synthetic_dataset_name(split)
         register_user_dataset(name, json_path, image_dir)
         names.append(name)
     return names
