@@ -18,13 +18,14 @@ from detectron2.modeling import FPN
 
 from d2backbones.mimdet import MIMDetBackbone, MIMDetDecoder, MIMDetEncoder, PaddingAwareRCNN, sync_batch_norm
 
-from .vitdet_tiny import IMAGE_SIZE, PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, train
+from .vitdet_tiny import IMAGE_SIZE_REF, PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, train
 
 model._target_ = PaddingAwareRCNN
 model.backbone = L(FPN)(
     bottom_up=L(MIMDetBackbone)(
         encoder=L(MIMDetEncoder)(
-            img_size=IMAGE_SIZE,
+            # pos_embed is stored at the grid of an image_size square (image_size / 16).
+            img_size=IMAGE_SIZE_REF,
             embed_dim=128,
             depth=4,
             num_heads=4,

@@ -18,22 +18,21 @@ from detectron2.config import LazyCall as L
 from detectron2.data import transforms as T
 from detectron2.layers import ShapeSpec
 
-from .vitdet_tiny import dataloader, lr_multiplier, model, optimizer, train
+from .vitdet_tiny import IMAGE_SIZE_REF, dataloader, lr_multiplier, model, optimizer, train
 
-IMAGE_SIZE = 64
 PYRAMID_CHANNELS = 16
 
+# The ViT's img_size, the square padding and the anchors ([[8, 12], [16, 24], [32, 48]])
+# follow from vitdet_tiny's, which read the image side.
+dataloader.image_size = 64
 net = model.backbone.net
-net.img_size = net.pretrain_img_size = IMAGE_SIZE
 net.embed_dim, net.depth, net.num_heads = 32, 2, 2
 net.window_size = 4
 net.window_block_indexes = [0]
 net.residual_block_indexes = []
 model.backbone.out_channels = PYRAMID_CHANNELS
-model.backbone.square_pad = IMAGE_SIZE
 
 model.proposal_generator.head.in_channels = PYRAMID_CHANNELS
-model.proposal_generator.anchor_generator.sizes = [[8, 12], [16, 24], [32, 48]]
 model.proposal_generator.pre_nms_topk = (100, 100)
 model.proposal_generator.post_nms_topk = (32, 32)
 model.proposal_generator.batch_size_per_image = 64
@@ -46,12 +45,11 @@ model.roi_heads.mask_head.conv_dims = [8]
 
 dataloader.train.mapper.augmentations = [
     L(T.RandomFlip)(horizontal=True),
-    L(T.ResizeScale)(min_scale=0.8, max_scale=1.25, target_height=IMAGE_SIZE, target_width=IMAGE_SIZE),
-    L(T.FixedSizeCrop)(crop_size=(IMAGE_SIZE, IMAGE_SIZE), pad=False),
+    L(T.ResizeScale)(min_scale=0.8, max_scale=1.25, target_height=IMAGE_SIZE_REF, target_width=IMAGE_SIZE_REF),
+    L(T.FixedSizeCrop)(crop_size=(IMAGE_SIZE_REF, IMAGE_SIZE_REF), pad=False),
 ]
 dataloader.train.total_batch_size = 2
 dataloader.train.num_workers = 0
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=IMAGE_SIZE, max_size=IMAGE_SIZE)]
 dataloader.test.num_workers = 0
 
 train.max_iter = 200

@@ -33,7 +33,8 @@ model.backbone = L(FPN)(
     out_channels=256,
     norm="LN",
     top_block=L(LastLevelMaxPool)(),
-    square_pad=1024,
+    # The LSJ crop side (1024), as ViTDet's.
+    square_pad="${dataloader.image_size}",
 )
 
 train.amp.enabled = True

@@ -1,6 +1,11 @@
 """COCO with large-scale jitter (LSJ), the data recipe of ViTDet: 1024 px crops of
 images rescaled by 0.1-2.0, batch 64.
 
+The crop side is ``dataloader.image_size``: the test resize and the model's square
+padding (and a ViT's ``img_size``) read it too, so ``dataloader.image_size=768``
+changes all of them. It must be a multiple of 32, the coarsest stride of the
+pyramids these configs build (ViTDet's and Swin's).
+
 Polygon masks go through the crop, which needs ``shapely`` at training time.
 """
 import detectron2.data.transforms as T
@@ -9,15 +14,18 @@ from detectron2.config import LazyCall as L
 
 from d2backbones.evaluation import COCOEvaluator
 
-image_size = 1024
+IMAGE_SIZE = 1024
+IMAGE_SIZE_REF = "${dataloader.image_size}"
 
 dataloader = model_zoo.get_config("common/data/coco.py").dataloader
+dataloader.image_size = IMAGE_SIZE
+dataloader.image_size_multiple = 32
 dataloader.train.mapper.augmentations = [
     L(T.RandomFlip)(horizontal=True),
-    L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=image_size, target_width=image_size),
-    # No padding here: the model pads every image to a 1024 square after normalizing
-    # (SimpleFeaturePyramid's square_pad), so pad pixels are zeros, as in ViTDet.
-    L(T.FixedSizeCrop)(crop_size=(image_size, image_size), pad=False),
+    L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=IMAGE_SIZE_REF, target_width=IMAGE_SIZE_REF),
+    # No padding here: the model pads every image to an image_size square after
+    # normalizing (square_pad), so pad pixels are zeros, as in ViTDet.
+    L(T.FixedSizeCrop)(crop_size=(IMAGE_SIZE_REF, IMAGE_SIZE_REF), pad=False),
 ]
 # MAE checkpoints were pretrained on RGB.
 dataloader.train.mapper.image_format = "RGB"
@@ -28,7 +36,7 @@ dataloader.train.mapper.recompute_boxes = True
 dataloader.train.total_batch_size = 64
 
 dataloader.test.mapper.augmentations = [
-    L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size),
+    L(T.ResizeShortestEdge)(short_edge_length=IMAGE_SIZE_REF, max_size=IMAGE_SIZE_REF),
 ]
 
 dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}")

@@ -19,6 +19,8 @@ def windowed_blocks(depth, global_blocks):
 
 
 constants = model_zoo.get_config("common/data/constants.py").constants
+# The data config's image side (1024 for LSJ), or 1024 when this file is loaded alone.
+IMAGE_SIZE_REF = "${oc.select:dataloader.image_size,1024}"
 
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
 # MAE pretraining normalized RGB inputs with ImageNet statistics.
@@ -28,7 +30,7 @@ model.input_format = "RGB"
 
 model.backbone = L(SimpleFeaturePyramid)(
     net=L(ViT)(
-        img_size=1024,
+        img_size=IMAGE_SIZE_REF,
         patch_size=16,
         embed_dim=768,
         depth=12,
@@ -49,9 +51,9 @@ model.backbone = L(SimpleFeaturePyramid)(
     scale_factors=(4.0, 2.0, 1.0, 0.5),
     top_block=L(LastLevelMaxPool)(),
     norm="LN",
-    # Every image, train or test, becomes the 1024 square that sized the global
-    # blocks' rel-pos tables (img_size), so they are never interpolated.
-    square_pad=1024,
+    # Every image, train or test, becomes the image_size square that sized the
+    # global blocks' rel-pos tables (img_size), so they are never interpolated.
+    square_pad=IMAGE_SIZE_REF,
 )
 
 # The paper's heads: LN in the box and mask head convs, 2 convs in the RPN head,

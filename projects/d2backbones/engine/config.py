@@ -5,6 +5,12 @@ installed, else python literals); a value neither can parse is taken as the
 plain string, so ``train.output_dir=runs/a=b`` works. A value must fit the type
 the config has there (an ``int`` where an int is, a number where a float is, a
 bool where a bool is, a section where a section is).
+
+A config whose images are resized to one square side keeps that side at
+:data:`IMAGE_SIZE_KEY` (``dataloader.image_size``): the mapper, the model's
+square padding and the sizes derived from it read it by interpolation, so one
+override changes all of them, and :func:`check_image_size` refuses a side the
+model cannot take.
 """
 import ast
 import difflib
@@ -65,7 +71,51 @@ def load_config(path, overrides=()):
             cfg.train.setdefault(key, value)
     for override in overrides:
         apply_override(cfg, override)
+    check_image_size(cfg)
     return cfg
+
+
+IMAGE_SIZE_KEY = "dataloader.image_size"
+# The multiple of the coarsest pyramid stride that the image side must be, set beside it.
+IMAGE_SIZE_MULTIPLE_KEY = "dataloader.image_size_multiple"
+
+
+def check_image_size(cfg):
+    """Raise :class:`UsageError` if :data:`IMAGE_SIZE_KEY` is not a positive multiple of
+    :data:`IMAGE_SIZE_MULTIPLE_KEY`.
+
+    A side that is not one would still run, but not as written: detectron2 pads the
+    batch further, up to the next multiple, so the ViT's rel-pos tables and
+    ``pos_embed`` grid (sized by ``img_size``) would be interpolated at every step.
+    """
+    size = OmegaConf.select(cfg, IMAGE_SIZE_KEY, default=None)
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise UsageError(
+            f"{IMAGE_SIZE_KEY}={size!r} is not an int: set the image side in pixels, e.g. {IMAGE_SIZE_KEY}=320"
+        )
+    multiple = OmegaConf.select(cfg, IMAGE_SIZE_MULTIPLE_KEY, default=1)
+    if size >= multiple and size % multiple == 0:
+        return
+    lower, upper = max(size // multiple, 1) * multiple, max(-(-size // multiple), 1) * multiple
+    fixes = " or ".join(f"{IMAGE_SIZE_KEY}={side}" for side in sorted({lower, upper}))
+    raise UsageError(
+        f"{IMAGE_SIZE_KEY}={size} is not a positive multiple of {multiple}, the coarsest stride of this "
+        f"model's feature pyramid: use {fixes}"
+    )
+
+
+def scale_to_image_size(values, image_size, reference_size):
+    """``values`` (numbers or nested lists of them, e.g. anchor sizes) chosen for
+    ``reference_size`` px inputs, scaled to ``image_size`` px ones.
+
+    For a config: ``L(scale_to_image_size)(values=..., image_size="${dataloader.image_size}", ...)``
+    keeps such sizes in proportion to the images when the image side is overridden.
+    """
+    if isinstance(values, (list, tuple, ListConfig)):
+        return [scale_to_image_size(value, image_size, reference_size) for value in values]
+    return values * image_size / reference_size
 
 
 @functools.lru_cache(maxsize=1)
