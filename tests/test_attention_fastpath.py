@@ -1,6 +1,9 @@
 """Fast rel-pos attention forms: exact against explicit attention, no N x N tensor where promised."""
+from functools import partial
+
 import pytest
 import torch
+from conftest import act_checkpoint_pair, max_rel_err
 from fvcore.nn import FlopCountAnalysis
 
 from d2backbones.layers import Attention, blockwise_attention
@@ -38,10 +41,6 @@ def outputs_and_grads(attention, x, forward):
     out = forward(attention, x)
     (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
     return [out.detach(), x.grad] + [p.grad for p in attention.parameters()]
-
-
-def max_rel_err(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 @pytest.mark.parametrize("mode", REL_POS_MODES)
@@ -121,13 +120,10 @@ def test_activation_checkpointing_gives_the_same_gradients_with_folded_global_bl
                   window_block_indexes=[0, 2], use_rel_pos=True, rel_pos_zero_init=False,
                   pretrain_img_size=64, rel_pos_mode="fold")
     torch.manual_seed(0)
-    plain = ViT(**kwargs)
-    checkpointed = ViT(**kwargs, use_act_checkpoint=True)
-    checkpointed.load_state_dict(plain.state_dict())
+    plain, checkpointed = act_checkpoint_pair(partial(ViT, **kwargs))
     x = torch.randn(1, 3, 96, 112)
     grads = []
     for model in (plain, checkpointed):
-        model.train()
         model(x)["last_feat"].square().mean().backward()
         grads.append({name: p.grad for name, p in model.named_parameters()})
     for name, grad in grads[0].items():

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-import torch
+from conftest import MICRO_CONFIG, read_metrics
 from detectron2.data import DatasetCatalog
 from detectron2.data.detection_utils import read_image
 from PIL import Image
@@ -15,17 +15,9 @@ from d2backbones.data.coco_checks import clean_dataset_dicts
 from d2backbones.data.robust_images import BadImageError, read_image_any_depth
 from d2backbones.engine import cli
 
-MICRO_CONFIG = "configs/demo/vitdet_micro.py"
 EXIF_ORIENTATION = 0x0112
 ROTATED_90_CW = 6  # EXIF: rotate the stored pixels 90 degrees clockwise to display
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scene(width=64, height=48):
@@ -117,8 +109,7 @@ def train_briefly(name, dataset, output_dir, *overrides, flags=()):
 
 
 def read_losses(output_dir):
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        return [json.loads(line)["total_loss"] for line in f if "total_loss" in line]
+    return [r["total_loss"] for r in read_metrics(output_dir) if "total_loss" in r]
 
 
 def odd_and_bad_images(directory):

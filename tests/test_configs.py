@@ -5,13 +5,12 @@ Configs are found by glob, so a new one is covered without touching this file.
 Full-size models would not fit the test budget, so ViTs are shrunk first; the
 full-size ViTDet backbones are checked on the meta device against detectron2's.
 """
-import contextlib
 import math
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
+from conftest import meta_device, num_params
 from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling import SimpleFeaturePyramid as D2SimpleFeaturePyramid
 from detectron2.modeling import ViT as D2ViT
@@ -172,20 +171,6 @@ def test_mappers_instantiate(path):
         assert instantiate(dataloader[split].mapper) is not None
 
 
-@contextlib.contextmanager
-def meta_device():
-    """Build modules without allocating or initializing weights.
-
-    Both ViTs read their drop-path rates back from ``torch.linspace(...).tolist()``,
-    which a meta tensor cannot do, so that one call stays on the CPU.
-    """
-    linspace = torch.linspace
-    with torch.device("meta"), mock.patch.object(
-        torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"})
-    ):
-        yield
-
-
 def _d2_equivalent(backbone_cfg):
     """detectron2's ViT + SimpleFeaturePyramid config with the same arguments."""
     d2_cfg = backbone_cfg.copy()
@@ -193,10 +178,6 @@ def _d2_equivalent(backbone_cfg):
     d2_cfg.net._target_ = D2ViT
     d2_cfg.net.pop("rel_pos_mode", None)
     return d2_cfg
-
-
-def _num_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize(
@@ -211,15 +192,15 @@ def test_full_size_backbone_matches_detectron2(name):
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in theirs.state_dict().items()
     }
-    assert _num_params(ours.net) == _num_params(theirs.net)
-    assert _num_params(ours) == _num_params(theirs)
+    assert num_params(ours.net) == num_params(theirs.net)
+    assert num_params(ours) == num_params(theirs)
 
 
 def test_vit_b_size():
     """ViT-B/16 without cls token and head, plus ViTDet's rel-pos tables: ~85.8M."""
     with meta_device():
         net = instantiate(load(VITDET / "mask_rcnn_vitdet_b_100ep.py").model.backbone.net)
-    assert math.isclose(_num_params(net), 85.8e6, rel_tol=0.01)
+    assert math.isclose(num_params(net), 85.8e6, rel_tol=0.01)
 
 
 @pytest.mark.parametrize(

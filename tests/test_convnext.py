@@ -1,20 +1,20 @@
 """ConvNeXt backbone: shapes at odd sizes, equivalence with timm, checkpoint formats,
-layer-wise lr decay, freezing / checkpointing / drop path, detector sizes, training."""
-import math
+layer-wise lr decay, freezing / checkpointing / drop path, the yacs builder. (Detector
+sizes and a short training run: tests/test_families.py.)"""
 import re
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
 import pytest
 import torch
-from conftest import dataset_flags
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from conftest import BACKBONE, OUTPUT_NORMS, act_checkpoint_pair, detector_backbone, feature_grads, max_rel_err
+from conftest import load_classification_weights, num_params, saved_and_read_back, yacs_fpn_backbone
+from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import BACKBONE_REGISTRY
-from test_configs import meta_device
 from timm.models.convnext import ConvNeXt as TimmConvNeXt
 
-from d2backbones.checkpoint import rename_keys, strip_prefixes, unwrap_state_dict
+from d2backbones.checkpoint import rename_keys, strip_prefixes
 from d2backbones.convnext import (
     ConvNeXt,
     add_convnext_config,
@@ -24,21 +24,9 @@ from d2backbones.convnext import (
     is_official_convnext_checkpoint,
     is_timm_convnext_checkpoint,
 )
-from d2backbones.data import generate_synthetic_shapes
-from d2backbones.engine import cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = dict(depths=(1, 1, 3, 1), dims=(16, 32, 64, 128))
-BACKBONE = "backbone.bottom_up."
-OUTPUT_NORMS = {f"{BACKBONE}norm{i}.{p}" for i in range(4) for p in ("weight", "bias")}
-
-
-def num_params(module):
-    return sum(p.numel() for p in module.parameters())
-
-
-def max_rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def tiny_detector_config():
@@ -46,15 +34,6 @@ def tiny_detector_config():
     cfg = LazyConfig.load(str(CONFIGS / "ConvNeXt/COCO/mask_rcnn_convnext_t_3x.py"))
     cfg.model.backbone.bottom_up.update(TINY, drop_path_rate=0.0)
     return cfg
-
-
-def detector_backbone(model_cfg):
-    """The backbone of a detector config, under the detector's key names (``backbone.*``).
-    The heads are left out: converters pass their keys through, and they take most of a
-    detector's construction time."""
-    detector = torch.nn.Module()
-    detector.backbone = instantiate(model_cfg.backbone)
-    return detector
 
 
 def test_shapes_and_strides_at_an_odd_size():
@@ -135,15 +114,10 @@ def test_checkpoint_files_load_into_the_detector(fmt, tiny_detector, tmp_path):
     else:
         file_content = {"model": official_layout(timm_sd)}
         is_format, convert = is_official_convnext_checkpoint, convert_official_convnext_checkpoint
-    torch.save(file_content, tmp_path / "ckpt.pth")
-    state_dict = unwrap_state_dict(torch.load(tmp_path / "ckpt.pth"))
+    state_dict = saved_and_read_back(file_content, tmp_path / "ckpt.pth")
     assert is_format(state_dict)
 
-    converted = convert(state_dict, tiny_detector)
-    result = tiny_detector.load_state_dict(converted, strict=False)
-    assert not result.unexpected_keys
-    assert {k for k in result.missing_keys if k.startswith(BACKBONE)} == OUTPUT_NORMS
-    loaded = tiny_detector.state_dict()
+    loaded = load_classification_weights(tiny_detector, convert(state_dict, tiny_detector))
     assert torch.equal(loaded[BACKBONE + "stages.2.blocks.1.mlp.fc1.weight"], timm_sd["stages.2.blocks.1.mlp.fc1.weight"])
     assert torch.equal(loaded[BACKBONE + "stages.3.downsample.1.weight"], timm_sd["stages.3.downsample.1.weight"])
 
@@ -215,14 +189,9 @@ def test_drop_path_and_activation_checkpointing():
         net.eval()
         assert torch.equal(net(image)["res5"], net(image)["res5"])
 
-    plain = ConvNeXt(**TINY).train()
-    checkpointed = ConvNeXt(**TINY, use_act_checkpoint=True).train()
-    checkpointed.load_state_dict(plain.state_dict())
+    plain, checkpointed = act_checkpoint_pair(partial(ConvNeXt, **TINY))
     assert all(stage.grad_checkpointing for stage in checkpointed.stages)
-    grads = []
-    for net in (plain, checkpointed):
-        sum(f.square().sum() for f in net(image).values()).backward()
-        grads.append(net.stages[2].blocks[0].mlp.fc1.weight.grad)
+    grads = feature_grads((plain, checkpointed), image, "stages.2.blocks.0.mlp.fc1.weight")
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
@@ -243,64 +212,7 @@ def test_bad_arguments_are_named():
 
 
 def test_registered_yacs_builder():
-    cfg = get_cfg()
-    add_convnext_config(cfg)
-    cfg.MODEL.RESNETS.OUT_FEATURES = cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    with meta_device():
-        backbone = BACKBONE_REGISTRY.get("build_convnext_fpn_backbone")(cfg, ShapeSpec(channels=3))
+    backbone = yacs_fpn_backbone(add_convnext_config, "build_convnext_fpn_backbone")
     assert isinstance(backbone.bottom_up, ConvNeXt)
     assert {k: v.stride for k, v in backbone.output_shape().items()} == {f"p{i}": 2**i for i in range(2, 7)}
     assert num_params(backbone.bottom_up) == pytest.approx(27.8e6, rel=0.01)
-
-
-@pytest.mark.parametrize(
-    "config, published",
-    [("mask_rcnn_convnext_t_3x", 48e6), ("cascade_mask_rcnn_convnext_t_3x", 86e6)],
-)
-def test_detector_sizes_match_the_paper(config, published):
-    with meta_device():
-        model = instantiate(LazyConfig.load(str(CONFIGS / f"ConvNeXt/COCO/{config}.py")).model)
-    count = num_params(model)
-    assert math.isclose(count, published, rel_tol=0.02), count
-
-
-@pytest.fixture(scope="session")
-def two_shapes(tmp_path_factory):
-    """Two synthetic images, seen again and again by a short run: (json, image_dir)."""
-    return generate_synthetic_shapes(str(tmp_path_factory.mktemp("two_shapes")), "train", 2, 128, seed=12)
-
-
-@pytest.mark.slow
-def test_short_training_run_lowers_the_loss(two_shapes, tmp_path):
-    cli.main(cli.build_parser().parse_args(training_args("configs/demo/convnext_tiny.py", two_shapes, tmp_path)))
-    assert_loss_fell(tmp_path)
-
-
-def training_args(config, split, output_dir, iterations=20):
-    """A run of a demo config on ``split``: batch 2, fewer RoIs, no evaluation."""
-    name = f"two_shapes_{Path(config).stem}"
-    return [
-        "--config-file", config,
-        *dataset_flags(name, split),
-        f"dataloader.train.dataset.names={name}",
-        f"dataloader.test.dataset.names={name}",
-        f"train.output_dir={output_dir}",
-        "dataloader.train.total_batch_size=2",
-        "dataloader.train.num_workers=0",
-        "model.roi_heads.batch_size_per_image=32",
-        f"train.max_iter={iterations}",
-        "train.eval_period=0",
-        "dataloader.evaluator=null",
-        "train.log_period=1",
-        "optimizer.lr=1e-3",
-        "lr_multiplier.warmup_length=0.1",
-    ]
-
-
-def assert_loss_fell(output_dir):
-    import json
-
-    with open(output_dir / "metrics.json") as f:
-        losses = [r["total_loss"] for r in map(json.loads, f) if "total_loss" in r]
-    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < 0.8 * first, (first, last)

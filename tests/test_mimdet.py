@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from detectron2.checkpoint import DetectionCheckpointer
+from conftest import RecordingCheckpointer, num_params, vit_block_state
 from detectron2.config import LazyConfig, get_cfg, instantiate
 from detectron2.layers import NaiveSyncBatchNorm, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
@@ -39,16 +39,7 @@ BASE_BS16 = COCO + "mimdet_vit_base_mask_rcnn_fpn_sr_0p25_800_1333_4xdec_coco_3x
 DEMO = "configs/demo/mimdet_tiny.py"
 
 WIDTH, DECODER_WIDTH = 32, 16
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models here are tiny: on a shared 2-core machine a second OpenMP thread
-    mostly waits for a busy core (measured: 0.4 s vs 3-4 s per training step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_backbone(unkept_token_fill="conv_feature", act_checkpoint=False, **kwargs):
@@ -71,10 +62,6 @@ def tiny_detector(unkept_token_fill="conv_feature", **backbone_overrides):
     bottom_up.update(backbone_overrides)
     torch.manual_seed(0)
     return instantiate(cfg.model)
-
-
-def num_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 # ---- sizes ------------------------------------------------------------------
@@ -290,18 +277,6 @@ def test_sync_batch_norm_runs_on_one_cpu_process():
 # ---- MAE checkpoints ----------------------------------------------------------
 
 
-def vit_block_state(prefix, dim):
-    shapes = {
-        "norm1.weight": (dim,), "norm1.bias": (dim,),
-        "attn.qkv.weight": (3 * dim, dim), "attn.qkv.bias": (3 * dim,),
-        "attn.proj.weight": (dim, dim), "attn.proj.bias": (dim,),
-        "norm2.weight": (dim,), "norm2.bias": (dim,),
-        "mlp.fc1.weight": (4 * dim, dim), "mlp.fc1.bias": (4 * dim,),
-        "mlp.fc2.weight": (dim, 4 * dim), "mlp.fc2.bias": (dim,),
-    }
-    return {prefix + k: torch.randn(shape) for k, shape in shapes.items()}
-
-
 def mae_state_dict(with_decoder, encoder_depth=2, decoder_depth=3):
     """An MAE ViT/16 checkpoint at 224 px: 14 x 14 grids plus a cls slot (tiny widths)."""
     torch.manual_seed(5)
@@ -336,12 +311,6 @@ def read_mae_file(tmp_path, state):
     path = tmp_path / "mae.pth"
     torch.save({"model": state, "epoch": 1599}, path)
     return unwrap_state_dict(torch.load(path, weights_only=True))
-
-
-class RecordingCheckpointer(DetectionCheckpointer):
-    def _load_model(self, checkpoint):
-        self.incompatible = super()._load_model(checkpoint)
-        return self.incompatible
 
 
 def load_through_checkpointer(model, state, tmp_path):

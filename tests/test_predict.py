@@ -1,10 +1,10 @@
 """Predictor and tools/predict.py: preprocessing exactly as evaluation, and the outputs."""
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import DEMO_CONFIG, load_tool
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig, instantiate
@@ -16,17 +16,9 @@ from PIL import Image
 from d2backbones.inference import Predictor, draw_instances
 from d2backbones.reports import draw_predictions
 
-DEMO_CONFIG = "configs/demo/vitdet_tiny.py"
 # A random detector keeps 100 boxes per image from 300 proposals; drawing their masks
 # and running the heads on them would dominate the test.
 FEW_DETECTIONS = ["model.roi_heads.box_predictor.test_topk_per_image=3", "model.proposal_generator.post_nms_topk=[300,20]"]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, f"tools/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import dataset_flags
+from conftest import MICRO_CONFIG, dataset_flags, read_metrics
 from detectron2.modeling import GeneralizedRCNN
 
 from d2backbones.data.resumable_loader import ResumableTrainLoader
 from d2backbones.engine import cli
 from d2backbones.engine.checkpoint import AtomicCheckpointer, checkpoint_is_complete
 
-MICRO_CONFIG = "configs/demo/vitdet_micro.py"
 FAULT_INJECTION = os.path.join(os.path.dirname(__file__), "fault_injection.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Like the subprocesses (OMP_NUM_THREADS=1): two threads on two busy cores thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def micro_args(tiny_shapes, output_dir, *overrides):
@@ -42,11 +33,6 @@ def micro_args(tiny_shapes, output_dir, *overrides):
         "train.seed=7",
         *overrides,
     ]
-
-
-def read_metrics(output_dir):
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        return [json.loads(line) for line in f]
 
 
 def losses_by_iteration(output_dir):

@@ -1,28 +1,20 @@
 """Swin backbone: equivalence with detectron2's SwinTransformer at odd sizes, checkpoint
 formats (timm, official, detectron2 ViTDet project), bias-table resizing, layer-wise lr
-decay, freezing / checkpointing, detector sizes, training."""
-import math
+decay, freezing / checkpointing, the yacs builder. (Detector sizes and a short training
+run: tests/test_families.py.)"""
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from conftest import BACKBONE, OUTPUT_NORMS, act_checkpoint_pair, detector_backbone, feature_grads, max_rel_err
+from conftest import load_classification_weights, num_params, saved_and_read_back, yacs_fpn_backbone
+from detectron2.config import LazyConfig
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling import SwinTransformer as D2SwinTransformer
-from test_configs import meta_device
-from test_convnext import (  # noqa: F401 (two_shapes is a fixture)
-    assert_loss_fell,
-    detector_backbone,
-    max_rel_err,
-    num_params,
-    training_args,
-    two_shapes,
-)
 from timm.models.swin_transformer import SwinTransformer as TimmSwinTransformer
 
-from d2backbones.checkpoint import add_prefix, strip_prefixes, unwrap_state_dict
-from d2backbones.engine import cli
+from d2backbones.checkpoint import add_prefix, strip_prefixes
 from d2backbones.layers import resize_rel_pos_bias_table
 from d2backbones.swin import (
     SwinTransformer,
@@ -38,8 +30,6 @@ from d2backbones.swin import (
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), drop_path_rate=0.0)
-BACKBONE = "backbone.bottom_up."
-OUTPUT_NORMS = {f"{BACKBONE}norm{i}.{p}" for i in range(4) for p in ("weight", "bias")}
 
 
 def detectron2_swin(window_size=7):
@@ -117,15 +107,10 @@ def tiny_detector():
 @pytest.mark.parametrize("pretrain_window", [7, 12])
 def test_official_files_load_into_the_detector(pretrain_window, tiny_detector, tmp_path):
     content, reference = official_file(pretrain_window)
-    torch.save(content, tmp_path / "swin.pth")
-    state_dict = unwrap_state_dict(torch.load(tmp_path / "swin.pth"))
+    state_dict = saved_and_read_back(content, tmp_path / "swin.pth")
     assert is_official_swin_checkpoint(state_dict) and not is_timm_swin_checkpoint(state_dict)
 
-    converted = convert_official_swin_checkpoint(state_dict, tiny_detector)
-    result = tiny_detector.load_state_dict(converted, strict=False)
-    assert not result.unexpected_keys
-    assert {k for k in result.missing_keys if k.startswith(BACKBONE)} == OUTPUT_NORMS
-    loaded = tiny_detector.state_dict()
+    loaded = load_classification_weights(tiny_detector, convert_official_swin_checkpoint(state_dict, tiny_detector))
     # Patch merging at the end of stage 0 in the release opens stage 1 here.
     assert torch.equal(loaded[BACKBONE + "layers.1.downsample.reduction.weight"], state_dict["layers.0.downsample.reduction.weight"])
     table = loaded[BACKBONE + "layers.2.blocks.1.attn.relative_position_bias_table"]
@@ -186,14 +171,9 @@ def test_frozen_stages_drop_path_and_activation_checkpointing():
     assert frozen_net.layers[3].blocks[1].drop_path1.drop_prob == pytest.approx(0.2)
 
     torch.manual_seed(0)
-    plain = SwinTransformer(**TINY).train()
-    checkpointed = SwinTransformer(**TINY, use_act_checkpoint=True).train()
-    checkpointed.load_state_dict(plain.state_dict())
+    plain, checkpointed = act_checkpoint_pair(partial(SwinTransformer, **TINY))
     image = torch.randn(1, 3, 40, 56)
-    grads = []
-    for net in (plain, checkpointed):
-        sum(f.square().sum() for f in net(image).values()).backward()
-        grads.append(net.layers[2].blocks[1].attn.qkv.weight.grad)
+    grads = feature_grads((plain, checkpointed), image, "layers.2.blocks.1.attn.qkv.weight")
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
@@ -205,24 +185,6 @@ def test_bad_arguments_are_named():
 
 
 def test_registered_yacs_builder():
-    cfg = get_cfg()
-    add_swin_config(cfg)
-    cfg.MODEL.RESNETS.OUT_FEATURES = cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    with meta_device():
-        backbone = BACKBONE_REGISTRY.get("build_swin_fpn_backbone")(cfg, ShapeSpec(channels=3))
+    backbone = yacs_fpn_backbone(add_swin_config, "build_swin_fpn_backbone")
     assert isinstance(backbone.bottom_up, SwinTransformer)
     assert num_params(backbone.bottom_up) == pytest.approx(27.5e6, rel=0.01)
-
-
-@pytest.mark.parametrize("config, published", [("mask_rcnn_swin_t_3x", 48e6), ("cascade_mask_rcnn_swin_t_3x", 86e6)])
-def test_detector_sizes_match_the_paper(config, published):
-    with meta_device():
-        model = instantiate(LazyConfig.load(str(CONFIGS / f"Swin/COCO/{config}.py")).model)
-    count = num_params(model)
-    assert math.isclose(count, published, rel_tol=0.02), count
-
-
-@pytest.mark.slow
-def test_short_training_run_lowers_the_loss(two_shapes, tmp_path):
-    cli.main(cli.build_parser().parse_args(training_args("configs/demo/swin_tiny.py", two_shapes, tmp_path)))
-    assert_loss_fell(tmp_path)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import DEMO_CONFIG, dataset_flags
+from conftest import DEMO_CONFIG, cli_error_line, dataset_flags, read_metrics
 from detectron2.checkpoint import DetectionCheckpointer
 
 from d2backbones.data import SYNTHETIC_CLASSES
@@ -14,11 +14,6 @@ from d2backbones.engine import cli
 from d2backbones.engine.reproducibility import weights_fingerprint
 
 TRAIN_NET = os.path.join(os.path.dirname(__file__), "..", "tools", "train_net.py")
-
-
-def read_metrics(output_dir):
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        return [json.loads(line) for line in f]
 
 
 def tiny_run_args(tiny_shapes, output_dir, name, *overrides):
@@ -117,34 +112,25 @@ def test_two_process_gloo_ddp_run(tiny_shapes, tmp_path):
     assert f"Weights identical on all 2 ranks (sha256 {weights_fingerprint(final_weights)})" in completed.stdout
 
 
-def run_cli_expecting_error(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def test_missing_config_file_is_one_line(capsys):
-    line = run_cli_expecting_error(["--config-file", "configs/nope.py"], capsys)
+    line = cli_error_line(["--config-file", "configs/nope.py"], capsys)
     assert "config file not found: configs/nope.py" in line
 
 
 def test_unknown_override_key_is_named(capsys):
-    line = run_cli_expecting_error(["--config-file", DEMO_CONFIG, "train.max_iterr=5"], capsys)
+    line = cli_error_line(["--config-file", DEMO_CONFIG, "train.max_iterr=5"], capsys)
     assert "'train.max_iterr'" in line and "did you mean train.max_iter" in line
 
 
 def test_not_a_lazyconfig_is_one_line(tmp_path, capsys):
     script = tmp_path / "script.py"
     script.write_text("x = 1\n")
-    line = run_cli_expecting_error(["--config-file", str(script)], capsys)
+    line = cli_error_line(["--config-file", str(script)], capsys)
     assert "is not a training LazyConfig" in line
 
 
 def test_missing_coco_directory_names_detectron2_datasets(capsys):
-    line = run_cli_expecting_error(
+    line = cli_error_line(
         ["--config-file", "configs/ViTDet/COCO/mask_rcnn_vitdet_b_100ep.py"], capsys
     )
     assert "DETECTRON2_DATASETS" in line and "coco" in line

@@ -4,6 +4,7 @@ from functools import partial
 import pytest
 import torch
 import torch.nn as nn
+from conftest import act_checkpoint_pair, max_rel_err
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
@@ -31,10 +32,6 @@ VIT_KWARGS = dict(
     norm_layer=partial(nn.LayerNorm, eps=1e-6),
 )
 SFP_ARGS = dict(in_feature="last_feat", out_channels=32, scale_factors=(4.0, 2.0, 1.0, 0.5), norm="LN")
-
-
-def max_rel_err(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 def build_pair(rel_pos_mode, **overrides):
@@ -97,12 +94,9 @@ def test_sdpa_attention_matches_explicit_attention():
 
 def test_activation_checkpointing_gives_same_gradients():
     torch.manual_seed(0)
-    plain = ViT(**VIT_KWARGS)
-    checkpointed = ViT(**VIT_KWARGS, use_act_checkpoint=True)
-    checkpointed.load_state_dict(plain.state_dict())
+    plain, checkpointed = act_checkpoint_pair(partial(ViT, **VIT_KWARGS))
     x = torch.randn(1, 3, 64, 96)
     for model in (plain, checkpointed):
-        model.train()
         model(x)["last_feat"].square().mean().backward()
     grads = dict(checkpointed.named_parameters())
     for name, param in plain.named_parameters():
