@@ -14,8 +14,9 @@ EXPECTED_FORMATS = [
     ("vitdet_zoo", ["vitdet"]),
     ("mimdet", ["mimdet"]),
     ("detectron2_swin", ["swin"]),
-    ("mae_full", ["vitdet", "mimdet"]),
-    ("mae", ["vitdet", "mimdet"]),
+    # MAE pretraining (d2backbones.pretrain) reads MAE files to continue pretraining.
+    ("mae_full", ["vitdet", "mimdet", "mae_pretraining"]),
+    ("mae", ["vitdet", "mimdet", "mae_pretraining"]),
     ("timm_vit", ["vitdet"]),
     ("official_convnext", ["convnext"]),
     ("timm_convnext", ["convnext"]),
@@ -37,7 +38,7 @@ def scratch_registry(monkeypatch):
 def test_import_fills_the_registry_in_detection_order():
     assert d2backbones.checkpoint is not None
     assert [(f.name, list(f.converters)) for f in registered_formats()] == EXPECTED_FORMATS
-    assert registered_families() == ["vitdet", "mimdet", "convnext", "swin"]
+    assert registered_families() == ["vitdet", "mimdet", "convnext", "swin", "mae_pretraining"]
 
 
 def test_shared_mae_formats_have_one_detect_function_each():

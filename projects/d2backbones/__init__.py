@@ -14,6 +14,8 @@ from . import vitdet  # isort: skip
 from . import mimdet  # isort: skip
 from . import convnext  # isort: skip
 from . import swin  # isort: skip
+# Pretraining models, after the families: their MAE converters are the defaults above.
+from . import pretrain  # isort: skip
 # The embedded datasets, as detectron2.data registers its builtin ones: nothing is generated here.
 from .data.builtin import register_builtin_datasets  # isort: skip
 

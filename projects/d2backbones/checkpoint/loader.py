@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .formats import convert_state_dict, detect_format, get_format, registered_formats
 from .remap import unwrap_state_dict
-from .report import LoadReport
+from .report import BACKBONE_PREFIX, LoadReport
 from .safe_load import CheckpointError, CorruptCheckpointError, read_checkpoint_file
 from .sources import resolve_source
 
@@ -166,6 +166,8 @@ def load_checkpoint(
         missing=[k for k in model_state if k not in converted and not k.endswith(IGNORED_MISSING)],
         unexpected=[k for k in converted if k not in model_state and not any(p in k for p in IGNORED_UNEXPECTED)],
         mismatched=mismatched,
+        # A pretraining model says that all of it is backbone.
+        backbone_prefix=getattr(model, "backbone_prefix", BACKBONE_PREFIX),
     )
     logger.info("%s", report)
     _enforce(report, source, allow_backbone_mismatch, require_backbone_weights)

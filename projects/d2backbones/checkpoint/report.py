@@ -27,6 +27,8 @@ class LoadReport:
         missing: model keys the checkpoint did not provide (shape mismatches excluded).
         unexpected: checkpoint keys the model does not have.
         mismatched: ``(key, checkpoint_shape, model_shape)`` of keys skipped for their shape.
+        backbone_prefix: keys of the part a checkpoint must initialise (``backbone.`` of a
+            detector; "" for a pretraining model, which is all backbone).
     """
 
     source: str
@@ -35,14 +37,15 @@ class LoadReport:
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+    backbone_prefix: str = BACKBONE_PREFIX
 
     @property
     def backbone_matched(self):
-        return [k for k in self.matched if k.startswith(BACKBONE_PREFIX)]
+        return [k for k in self.matched if k.startswith(self.backbone_prefix)]
 
     @property
     def backbone_mismatched(self):
-        return [m for m in self.mismatched if m[0].startswith(BACKBONE_PREFIX)]
+        return [m for m in self.mismatched if m[0].startswith(self.backbone_prefix)]
 
     def rows(self):
         """``[(module, matched, missing, unexpected, mismatched)]`` sorted by module."""

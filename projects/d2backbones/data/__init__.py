@@ -1,5 +1,6 @@
 """Datasets: a synthetic default that needs no download, the user's own COCO
-json, early checks for detectron2's builtin COCO / LVIS splits, and loading that
+json, unlabeled images for pretraining (a folder, or the synthetic generator as a
+pool), early checks for detectron2's builtin COCO / LVIS splits, and loading that
 survives bad files and resumes exactly."""
 
 from .builtin_check import check_dataset_available
@@ -12,12 +13,19 @@ from .synthetic import (
     generate_synthetic_shapes,
     register_synthetic_shapes,
 )
+from .unlabeled import (
+    MAEPretrainMapper,
+    parse_unlabeled_spec,
+    register_synthetic_pools,
+    register_unlabeled_folder,
+)
 from .user_datasets import num_classes_from_json, parse_dataset_spec, register_user_dataset
 
 __all__ = [
     "SYNTHETIC_CLASSES",
     "BadDataReport",
     "BadImageError",
+    "MAEPretrainMapper",
     "ResumableTrainLoader",
     "RobustDatasetMapper",
     "build_resumable_train_loader",
@@ -27,8 +35,11 @@ __all__ = [
     "generate_synthetic_shapes",
     "num_classes_from_json",
     "parse_dataset_spec",
+    "parse_unlabeled_spec",
     "read_image_any_depth",
+    "register_synthetic_pools",
     "register_synthetic_shapes",
+    "register_unlabeled_folder",
     "register_user_dataset",
     "validate_coco",
 ]

@@ -1,4 +1,4 @@
-"""Command line of ``tools/train_net.py``: detectron2's flags plus ``--dataset`` and ``--strict-data``."""
+"""Command line of ``tools/train_net.py``: detectron2's flags plus ``--dataset``, ``--unlabeled`` and ``--strict-data``."""
 import logging
 import sys
 import time
@@ -10,7 +10,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint.loader import read_state_dict
 from ..checkpoint.safe_load import CheckpointError
-from ..data import parse_dataset_spec, register_user_dataset
+from ..data import parse_dataset_spec, parse_unlabeled_spec, register_unlabeled_folder, register_user_dataset
 from ..data.robust_images import BadImageError
 from .checkpoint import AtomicCheckpointer
 from .config import load_config
@@ -40,6 +40,14 @@ def build_parser():
         "dataloader.train.dataset.names=NAME / dataloader.test.dataset.names=NAME",
     )
     parser.add_argument(
+        "--unlabeled",
+        action="append",
+        default=[],
+        metavar="NAME=IMAGE_DIR",
+        help="register every image under IMAGE_DIR (recursively) as an unlabeled dataset NAME for "
+        "pretraining (repeatable); select it with dataloader.train.dataset.names=NAME",
+    )
+    parser.add_argument(
         "--strict-data",
         action="store_true",
         help="stop at the first unreadable image instead of skipping it (same as train.strict_data=True)",
@@ -48,11 +56,13 @@ def build_parser():
 
 
 def register_datasets(args, cfg=None):
-    """Register the ``--dataset`` datasets, and the embedded one if ``cfg`` uses it.
+    """Register the ``--dataset`` and ``--unlabeled`` datasets, and the embedded one if ``cfg`` uses it.
 
     Returns the train and test dataset names of ``cfg`` (None without one)."""
     for spec in args.dataset:
         register_user_dataset(*parse_dataset_spec(spec))
+    for spec in getattr(args, "unlabeled", []):
+        register_unlabeled_folder(*parse_unlabeled_spec(spec))
     return prepare_datasets(cfg) if cfg is not None else None
 
 

@@ -2,7 +2,7 @@
 from detectron2.data import MetadataCatalog
 from omegaconf import ListConfig
 
-from ..data import check_dataset_available, register_synthetic_shapes
+from ..data import check_dataset_available, register_synthetic_pools, register_synthetic_shapes
 
 SYNTHETIC_PREFIX = "synthetic_shapes"
 
@@ -14,15 +14,18 @@ def dataset_names(loader_cfg):
 
 
 def prepare_datasets(cfg):
-    """Register the embedded dataset if used, and check every other dataset is there.
+    """Register the embedded dataset and synthetic pools if used, and check every other
+    dataset is there.
 
-    Returns the train and test dataset names.
+    Returns the train and test dataset names (no test names for a config without
+    ``dataloader.test``, such as a pretraining one).
     """
     train_names = dataset_names(cfg.dataloader.train)
-    test_names = dataset_names(cfg.dataloader.test)
+    test_names = dataset_names(cfg.dataloader.test) if cfg.dataloader.get("test") is not None else []
     names = train_names + test_names
     if any(name.startswith(SYNTHETIC_PREFIX) for name in names):
         register_synthetic_shapes()
+    register_synthetic_pools(names)
     for name in names:
         check_dataset_available(name)
     return train_names, test_names

@@ -1,10 +1,12 @@
 """Blocks shared by every backbone family: written once, used by all."""
 from .attention import Attention, get_rel_pos
 from .lr_decay import layer_decay_factor
+from .masking import num_visible_tokens, random_masking, unshuffle_tokens
 from .mlp import Mlp
 from .norm import LayerNorm2d, get_norm
 from .patch_embed import PatchEmbed
 from .pos_embed import resize_abs_pos_embed, resize_rel_pos_bias_table, sincos_pos_embed_2d
+from .token_sequence import run_token_blocks
 from .vit_block import Block, ResBottleneckBlock
 from .windows import window_partition, window_unpartition
 
@@ -18,9 +20,13 @@ __all__ = [
     "get_norm",
     "get_rel_pos",
     "layer_decay_factor",
+    "num_visible_tokens",
+    "random_masking",
     "resize_abs_pos_embed",
     "resize_rel_pos_bias_table",
+    "run_token_blocks",
     "sincos_pos_embed_2d",
+    "unshuffle_tokens",
     "window_partition",
     "window_unpartition",
 ]

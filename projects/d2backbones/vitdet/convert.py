@@ -14,9 +14,15 @@ and its converters for the shared MAE formats (detected in
 ViTDet keeps the 224-px ``pos_embed`` (with its cls slot) and resizes it in the
 forward pass, and starts its rel-pos tables at zero, so the encoder weights load
 as they are; what a detector has no use for (cls token, final norm, classifier,
-MAE decoder) is skipped and logged.
+MAE decoder) is skipped and logged. A ViT that stores its ``pos_embed`` without a
+cls slot (``pretrain_use_cls_token=False``, e.g. the demos trained from scratch)
+gets the checkpoint's with the slot dropped (or added, the other way round); the
+grid is resized in the forward pass, as for any stored grid.
 """
 import logging
+import math
+
+import torch
 
 from ..checkpoint import CLASSIFIER, DETECTOR, register_converter, register_family, register_format
 from ..checkpoint.remap import add_prefix, drop_keys
@@ -27,6 +33,7 @@ __all__ = [
     "convert_mae_full_checkpoint",
     "convert_timm_vit_checkpoint",
     "convert_vitdet_zoo_checkpoint",
+    "fit_cls_slot",
     "is_timm_vit_checkpoint",
     "is_vitdet_zoo_checkpoint",
     "vit_prefix",
@@ -60,12 +67,39 @@ def vit_prefix(model):
     raise ValueError(f"{type(model).__name__} has no ViT module to load a ViT checkpoint into")
 
 
+def _has_cls_slot(num_positions):
+    """Whether a (1, N, C) position embedding is a square grid after a cls slot (N = 1 + S * S)."""
+    grid = num_positions - 1
+    return grid > 0 and math.isqrt(grid) ** 2 == grid
+
+
+def fit_cls_slot(pos_embed, num_positions):
+    """A stored (1, [1 +] S * S, C) ``pos_embed`` with the cls slot of a model that stores
+    ``num_positions``: dropped, or added as zeros (MAE's fixed cls position). The grid is
+    left as it is, so a grid of another size still fails the loader's shape check."""
+    has_slot, wants_slot = _has_cls_slot(pos_embed.shape[1]), _has_cls_slot(num_positions)
+    if has_slot and not wants_slot:
+        return pos_embed[:, 1:]
+    if wants_slot and not has_slot:
+        return torch.cat([pos_embed.new_zeros(1, 1, pos_embed.shape[-1]), pos_embed], dim=1)
+    return pos_embed
+
+
 def _encoder_to_detector(state_dict, model, format_name):
     kept, skipped = drop_keys(state_dict, UNUSED_ENCODER_KEYS)
     if skipped:
         logger.info("%s checkpoint: skipped %d keys a detector does not use: %s", format_name, len(skipped),
                     ", ".join(sorted(skipped)[:8]) + (" ..." if len(skipped) > 8 else ""))
-    return add_prefix(kept, vit_prefix(model))
+    converted = add_prefix(kept, vit_prefix(model))
+    key = vit_prefix(model) + "pos_embed"
+    target = model.state_dict().get(key) if model is not None else None
+    if key in converted and target is not None:
+        stored = converted[key]
+        converted[key] = fit_cls_slot(stored, target.shape[1])
+        if converted[key].shape != stored.shape:
+            logger.info("%s checkpoint: pos_embed %s given the model's cls slot: %s", format_name,
+                        tuple(stored.shape), tuple(converted[key].shape))
+    return converted
 
 
 def convert_mae_checkpoint(state_dict, model=None):
