@@ -80,14 +80,15 @@ def check_init_checkpoint(cfg, args):
 
 
 def setup(args):
-    """Register datasets, load the config with its overrides, check the initial
-    checkpoint, and fit the config to the data."""
+    """Register datasets, load the config with its overrides, check the data and the
+    initial checkpoint (the data first: it is cheap and needs no download), and fit
+    the config to the data."""
     register_datasets(args)
     cfg = load_config(args.config_file, args.opts)
     if getattr(args, "strict_data", False):
         cfg.train.strict_data = True
-    check_init_checkpoint(cfg, args)
     train_names, _ = prepare_datasets(cfg)
+    check_init_checkpoint(cfg, args)
     adapt_model_to_data(cfg, train_names, args.opts)
     resolve_device(cfg)
     return cfg
