@@ -1,6 +1,6 @@
 """MAE pretraining: masking, targets and loss, the no-leak property, MAE's parameter
-names, the pretraining configs, unlabeled data, a short run through the trainer, and
-its checkpoint loaded into the tiny ViTDet and MIMDet detectors."""
+names, the pretraining configs, unlabeled data, a short run through the trainer, its
+checkpoint loaded into the tiny ViTDet and MIMDet detectors, and its figures."""
 import json
 import os
 import re
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import meta_device
+from conftest import load_tool, meta_device
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog
 
@@ -21,6 +21,7 @@ from d2backbones.engine import cli
 from d2backbones.engine.config import load_config
 from d2backbones.layers import num_visible_tokens, random_masking, unshuffle_tokens
 from d2backbones.pretrain import MaskedAutoencoderViT, build_target, masked_patch_mse, patchify, unpatchify
+from d2backbones.reports.reconstructions import plot_reconstructions, reconstruction_panels
 from d2backbones.vitdet.convert import fit_cls_slot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -305,3 +306,26 @@ def test_checkpoint_loads_into_the_demo_detector(pretrained, config, detection_o
     assert all(any(re.search(p, k) for k in missing) for p in detection_only)
     assert all(k in report.matched for k in pretrained_keys)
     assert os.path.isfile(pretrained / "model_final.pth")
+
+
+def test_reconstruction_panels_keep_visible_patches_and_grey_masked_ones(tmp_path):
+    model = tiny_mae(target="pixels")
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    noise = torch.rand(2, 16)
+    panels = reconstruction_panels(model, images, noise)
+    assert all(panel.shape == (2, 32, 32, 3) for panel in panels.values())
+    _, mask, _ = model.forward_encoder(torch.zeros(2, 3, 32, 32), 0.75, noise)
+    visible = (mask == 0).reshape(2, 4, 1, 4, 1).expand(-1, -1, 8, -1, 8).reshape(2, 32, 32)
+    assert torch.allclose(panels["prediction"][visible], panels["input"][visible], atol=1e-5)
+    assert (panels["masked input"][~visible] == 0.5).all()
+    assert not torch.allclose(panels["prediction"][~visible], panels["input"][~visible])
+    plot_reconstructions(panels, tmp_path / "reconstructions.png")
+    assert (tmp_path / "reconstructions.png").stat().st_size > 0
+
+
+def test_pretrain_report_tool_writes_the_curve_and_the_picture(pretrained):
+    pretrain_report = load_tool("pretrain_report")
+    pretrain_report.main(["--config-file", str(TINY_PRETRAIN), "--run", str(pretrained), "--num-images", "2",
+                          "dataloader.train.dataset.names=synthetic_unlabeled_2000"])
+    assert (pretrained / "reconstructions.png").stat().st_size > 0
+    assert (pretrained / "loss_curve.png").stat().st_size > 0
