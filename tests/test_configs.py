@@ -6,6 +6,8 @@ Full-size models would not fit the test budget, so ViTs are shrunk first; the
 full-size ViTDet backbones are checked on the meta device against detectron2's.
 """
 import math
+import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,48 @@ def test_mappers_instantiate(path):
     dataloader = load(path).dataloader
     for split in ("train", "test"):
         assert instantiate(dataloader[split].mapper) is not None
+
+
+class NetworkUsed(AssertionError):
+    """Raised by the ``no_network`` guard on any connection or name lookup."""
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Refuse every connection and name lookup made through Python's socket module (what
+    urllib, torch.hub, requests and huggingface_hub use); returns the attempts made."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise NetworkUsed(f"network access: {args}")
+
+    for owner, name in ((socket.socket, "connect"), (socket.socket, "connect_ex"),
+                        (socket, "create_connection"), (socket, "getaddrinfo")):
+        monkeypatch.setattr(owner, name, refuse)
+    return attempts
+
+
+def test_network_guard_refuses_connections(no_network, tmp_path):
+    with pytest.raises(NetworkUsed), socket.socket() as sock:
+        sock.connect(("127.0.0.1", 9))
+    with pytest.raises(NetworkUsed):
+        socket.create_connection(("127.0.0.1", 9))
+    with pytest.raises(NetworkUsed):
+        urllib.request.urlopen("http://example.com/weights.pth")
+    with pytest.raises(NetworkUsed):
+        torch.hub.load_state_dict_from_url("https://example.com/weights.pth", model_dir=str(tmp_path))
+    assert len(no_network) == 4
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_construction_downloads_nothing(path, no_network):
+    """Loading a config and building its full-size model (on the meta device) opens no
+    connection: weights come only from ``train.init_checkpoint``, read by the checkpointer."""
+    cfg = load(path)
+    with meta_device():
+        instantiate(cfg.model)
+    assert no_network == []
 
 
 def _d2_equivalent(backbone_cfg):

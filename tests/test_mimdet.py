@@ -1,12 +1,17 @@
-"""MIMDet: sizes against the reference, partial-token sampling, equivalence with a
-full-token timm computation, gradients, MAE checkpoint conversion, and a short
-training run. (``tools/train_net.py`` runs of the demo config are covered by
+"""MIMDet: sizes against the reference, padding-aware partial-token sampling,
+equivalence with hand-built timm computations (every token, and fixed kept tokens at
+ratio 0.5), gradients, SyncBN over two gloo processes, MAE checkpoint conversion, and
+a short training run. (``tools/train_net.py`` runs of the demo config are covered by
 tests/test_configs.py for building and by the demo itself for training.)"""
 import logging
 import math
+import os
+import time
+from functools import partial
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from conftest import RecordingCheckpointer, num_params, vit_block_state
@@ -17,6 +22,7 @@ from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 from timm.models.vision_transformer import Block as TimmBlock
 
+import d2backbones.mimdet.backbone as mimdet_backbone
 from d2backbones.checkpoint import unwrap_state_dict
 from d2backbones.checkpoint.shared_formats import is_mae_checkpoint, is_mae_full_checkpoint
 from d2backbones.mimdet import (
@@ -31,6 +37,7 @@ from d2backbones.mimdet import (
     mimdet_lr_factor,
     sync_batch_norm,
 )
+from d2backbones.mimdet.token_sampling import sample_kept_tokens, valid_token_mask
 
 COCO = "configs/MIMDet/COCO/"
 BASE = COCO + "mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x.py"
@@ -201,30 +208,52 @@ def test_bad_ratio_and_input_size_are_refused():
 # ---- numerics -----------------------------------------------------------------
 
 
-def full_token_reference(backbone, images):
-    """c4 and c5 with every token, computed with timm's ViT block (the reference's)."""
+def timm_blocks(ours, dim, heads):
+    """timm's ViT block (the reference's) with the weights and LayerNorm eps of ``ours``
+    (timm's Block now defaults to eps 1e-6; the model's eps comes from its config)."""
+    norm_layer = partial(nn.LayerNorm, eps=ours[0].norm1.eps)
+    blocks = nn.ModuleList(TimmBlock(dim, heads, qkv_bias=True, norm_layer=norm_layer) for _ in ours)
+    blocks.load_state_dict(ours.state_dict())
+    return blocks.eval()
 
-    def timm_blocks(ours, dim, heads):
-        blocks = nn.ModuleList(TimmBlock(dim, heads, qkv_bias=True) for _ in ours)
-        blocks.load_state_dict(ours.state_dict())
-        return blocks.eval()
 
-    def pos_grid(pos_embed, hw):
-        side = math.isqrt(pos_embed.shape[1] - 1)
-        grid = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        return F.interpolate(grid, size=hw, mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+def pos_grid(pos_embed, hw):
+    """(1, 1 + S * S, C) -> (1, H * W, C): cls slot dropped, grid resized bicubically."""
+    side = math.isqrt(pos_embed.shape[1] - 1)
+    grid = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    return F.interpolate(grid, size=hw, mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
 
+
+def reference_features(backbone, images, kept=None):
+    """c2-c5 built by hand from the backbone's own modules, with timm's blocks.
+
+    The encoder runs on exactly the tokens at ``kept`` ((B, K) grid positions; all of
+    them when None). The decoder puts its output back at those positions and fills
+    the others with the decoder's fill (ConvStem feature or mask token). Tokens are
+    picked and put back by plain indexing, not by the backbone's gather / scatter.
+    """
     encoder, decoder = backbone.encoder, backbone.decoder
-    stem16 = encoder.patch_embed(images)[-1]
-    hw = stem16.shape[-2:]
-    x = stem16.flatten(2).transpose(1, 2) + pos_grid(encoder.pos_embed, hw)
+    c2, c3, stem16 = encoder.patch_embed(images)
+    batch, _, height, width = stem16.shape
+    hw = (height, width)
+    if kept is None:
+        kept = torch.arange(height * width).expand(batch, -1)
+    rows = torch.arange(batch)[:, None]
+    stem_tokens = stem16.flatten(2).transpose(1, 2)
+    x = (stem_tokens + pos_grid(encoder.pos_embed, hw))[rows, kept]
     for block in timm_blocks(encoder.blocks, WIDTH, 2):
         x = block(x)
-    x = decoder.decoder_embed(encoder.norm(x)) + pos_grid(decoder.decoder_pos_embed, hw)
+    latent = decoder.decoder_embed(encoder.norm(x))
+    if decoder.unkept_token_fill == "conv_feature":
+        tokens = decoder.conv_feat_proj(stem_tokens)
+    else:
+        tokens = decoder.mask_token.expand(batch, height * width, DECODER_WIDTH).clone()
+    tokens[rows, kept] = latent
+    x = tokens + pos_grid(decoder.decoder_pos_embed, hw)
     for block in timm_blocks(decoder.decoder_blocks, DECODER_WIDTH, 2):
         x = block(x)
-    c4 = decoder.decoder_norm(x).transpose(1, 2).reshape(len(images), DECODER_WIDTH, *hw)
-    return c4, F.max_pool2d(c4, 2)
+    c4 = decoder.decoder_norm(x).transpose(1, 2).reshape(batch, DECODER_WIDTH, height, width)
+    return {"c2": c2, "c3": c3, "c4": c4, "c5": F.max_pool2d(c4, 2)}
 
 
 @pytest.mark.parametrize("unkept_token_fill", ["conv_feature", "mask_token"])
@@ -233,13 +262,14 @@ def test_eval_at_ratio_one_equals_full_token_computation(unkept_token_fill):
     images = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         out = backbone(images, image_sizes=[(64, 96), (40, 40)])
-        c4, c5 = full_token_reference(backbone, images)
-        assert torch.allclose(out["c4"], c4, atol=1e-4)
-        assert torch.allclose(out["c5"], c5, atol=1e-4)
+        reference = reference_features(backbone, images)
+        c4, c5 = reference["c4"], reference["c5"]
+        assert torch.allclose(out["c4"], c4, rtol=0, atol=1e-6)
+        assert torch.allclose(out["c5"], c5, rtol=0, atol=1e-6)
         # Training at ratio 1.0 computes the same; at 0.25 the encoder sees a quarter.
         backbone.train()
         backbone.sample_ratio = 1.0
-        assert torch.allclose(backbone(images)["c4"], c4, atol=1e-4)
+        assert torch.allclose(backbone(images)["c4"], c4, rtol=0, atol=1e-6)
         backbone.sample_ratio = 0.25
         assert not torch.allclose(backbone(images)["c4"], c4, atol=1e-3)
     strides = {k: 96 // v.shape[-1] for k, v in out.items()}
@@ -247,6 +277,65 @@ def test_eval_at_ratio_one_equals_full_token_computation(unkept_token_fill):
     assert {k: v.shape[1] for k, v in out.items()} == {
         k: s.channels for k, s in backbone.output_shape().items()
     } == {"c2": 8, "c3": 16, "c4": DECODER_WIDTH, "c5": DECODER_WIDTH}
+
+
+# 12 of the 24 tokens of a 64 x 96 batch (ratio 0.5), ascending as sample_kept_tokens
+# returns them. Image 0 has no padding: a scattered set. Image 1 is 40 x 40: its 9
+# image tokens (rows and columns 0-2 of the 4 x 6 grid) and 3 padding ones.
+FIXED_KEPT = torch.tensor([
+    [0, 3, 4, 7, 8, 10, 13, 15, 17, 18, 21, 23],
+    [0, 1, 2, 5, 6, 7, 8, 12, 13, 14, 17, 22],
+])
+
+
+@pytest.mark.parametrize("unkept_token_fill", ["conv_feature", "mask_token"])
+def test_training_at_ratio_half_equals_hand_built_partial_token_computation(unkept_token_fill, monkeypatch):
+    """The encoder sees exactly the kept tokens and the decoder fills the others:
+    c2-c5 against a reference built from the same modules with fixed kept positions."""
+    calls = []
+
+    def fixed_sample(valid, num_keep):
+        calls.append((valid.clone(), num_keep))
+        return FIXED_KEPT.clone()
+
+    monkeypatch.setattr(mimdet_backbone, "sample_kept_tokens", fixed_sample)
+    backbone = tiny_backbone(unkept_token_fill, sample_ratio=0.5).train()
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        out = backbone(images, image_sizes=[(64, 96), (40, 40)])
+        reference = reference_features(backbone, images, FIXED_KEPT)
+        full = reference_features(backbone, images)
+    (valid, num_keep), = calls
+    assert num_keep == 12
+    assert valid[0].all() and set(valid[1].nonzero()[:, 0].tolist()) == {0, 1, 2, 6, 7, 8, 12, 13, 14}
+    for name in ("c2", "c3", "c4", "c5"):
+        assert out[name].shape == reference[name].shape, name
+        assert torch.allclose(out[name], reference[name], rtol=0, atol=1e-6), (name, (out[name] - reference[name]).abs().max())
+    # Which tokens the encoder saw matters: the full-token c4 is another map.
+    assert not torch.allclose(full["c4"], reference["c4"], atol=1e-2)
+
+
+def test_padding_aware_sampling_keeps_only_image_tokens():
+    """Over many draws and image sizes: while an image has enough image tokens, only
+    those are kept; past that, all of them and the fewest padding tokens."""
+    sizes = [(64, 96), (40, 40), (17, 90), (64, 1)]
+    valid = valid_token_mask(sizes, (4, 6), len(sizes), "cpu")
+    # ceil(h / 16) x ceil(w / 16) tokens touch the image: 4 x 6, 3 x 3, 2 x 6, 4 x 1.
+    assert valid.sum(1).tolist() == [24, 9, 12, 4]
+    assert set(valid[1].nonzero()[:, 0].tolist()) == {0, 1, 2, 6, 7, 8, 12, 13, 14}
+    assert set(valid[3].nonzero()[:, 0].tolist()) == {0, 6, 12, 18}
+    first_draws = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        for num_keep in (1, 3, 6, 12, 20, 24):
+            kept = sample_kept_tokens(valid, num_keep)
+            assert kept.shape == (len(sizes), num_keep)
+            for row in range(len(sizes)):
+                picked = kept[row]
+                assert torch.equal(picked, picked.sort().values) and picked.unique().numel() == num_keep
+                assert valid[row, picked].sum() == min(num_keep, int(valid[row].sum())), (seed, num_keep, row)
+        first_draws.add(tuple(sample_kept_tokens(valid, 3)[1].tolist()))
+    assert len(first_draws) > 1  # random, not the first valid positions
 
 
 @pytest.mark.parametrize("unkept_token_fill", ["conv_feature", "mask_token"])
@@ -267,11 +356,58 @@ def test_gradients_reach_stem_encoder_and_decoder(unkept_token_fill):
     assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
 
 
-def test_sync_batch_norm_runs_on_one_cpu_process():
-    norm = sync_batch_norm(8)
-    assert isinstance(norm, NaiveSyncBatchNorm)
-    out = norm.train()(torch.randn(4, 8, 5, 5))
-    assert out.mean().abs() < 1e-5
+def seeded_sync_batch_norm(num_channels):
+    """sync_batch_norm with the same random affine parameters in every process."""
+    norm = sync_batch_norm(num_channels)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(num_channels, generator=generator) + 0.5)
+        norm.bias.copy_(torch.randn(num_channels, generator=generator))
+    return norm.train()
+
+
+def sync_batch_norm_rank(rank, batch, store, result_dir):
+    """One of two gloo processes: normalise this rank's half of ``batch``, save the result."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        norm = seeded_sync_batch_norm(batch.shape[1])
+        output = norm(batch.chunk(2)[rank])
+        torch.save({"type": type(norm), "output": output.detach(), "running_mean": norm.running_mean,
+                    "running_var": norm.running_var}, os.path.join(result_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_batch_norm_over_two_gloo_processes_uses_whole_batch_statistics(tmp_path):
+    torch.manual_seed(0)
+    # The halves differ in mean and spread: per-process statistics would give other outputs.
+    batch = torch.cat([torch.randn(2, 8, 5, 5), 3 + 2 * torch.randn(2, 8, 5, 5)])
+    # Forked, not spawned: a spawned process imports detectron2 again (15 s on a busy machine).
+    processes = torch.multiprocessing.start_processes(
+        sync_batch_norm_rank, args=(batch, tmp_path / "store", str(tmp_path)), nprocs=2, join=False,
+        start_method="fork",
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while not processes.join(timeout=1):  # re-raises a rank's error
+            assert time.monotonic() < deadline, "the two SyncBN processes did not finish in 120 s"
+    finally:
+        for process in processes.processes:
+            process.kill()
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+
+    whole = seeded_sync_batch_norm(8)  # one process: plain BatchNorm over the whole batch
+    expected = whole(batch).detach()
+    assert all(result["type"] is NaiveSyncBatchNorm for result in ranks)  # CPU: detectron2's, not torch's
+    assert torch.allclose(torch.cat([result["output"] for result in ranks]), expected, rtol=0, atol=1e-5)
+    # detectron2's sync branch moves running_var towards the biased batch variance;
+    # torch's BatchNorm, in one process, towards the unbiased one.
+    momentum, count = whole.momentum, batch.numel() / batch.shape[1]
+    biased_var = (whole.running_var - (1 - momentum)) / momentum * (count - 1) / count
+    for result in ranks:
+        assert torch.allclose(result["running_mean"], whole.running_mean, rtol=0, atol=1e-6)
+        assert torch.allclose(result["running_var"], (1 - momentum) + momentum * biased_var, rtol=0, atol=1e-5)
 
 
 # ---- MAE checkpoints ----------------------------------------------------------

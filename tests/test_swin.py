@@ -12,6 +12,7 @@ from conftest import load_classification_weights, num_params, saved_and_read_bac
 from detectron2.config import LazyConfig
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import SwinTransformer as D2SwinTransformer
+from timm.layers import resize_rel_pos_bias_table_simple
 from timm.models.swin_transformer import SwinTransformer as TimmSwinTransformer
 
 from d2backbones.checkpoint import add_prefix, strip_prefixes
@@ -119,11 +120,23 @@ def test_official_files_load_into_the_detector(pretrain_window, tiny_detector, t
         assert torch.equal(table, state_dict["layers.2.blocks.1.attn.relative_position_bias_table"])
 
 
-def test_bias_table_resize():
-    table = torch.arange(3.0).repeat(23 * 23, 1)  # (23 * 23, 3): one constant per head
-    resized = resize_rel_pos_bias_table(table, (7, 7))
-    assert resized.shape == (13 * 13, 3)
-    assert torch.allclose(resized, torch.arange(3.0).repeat(13 * 13, 1), atol=1e-5)
+@pytest.mark.parametrize("window", [(7, 7), (14, 14), (7, 12)])
+def test_bias_table_resize(window):
+    """A random table (window 12, 3 heads) against timm's bicubic resize of the same
+    flat layout (the official Swin code's), and row/column order kept: a table that
+    varies along the row offset only still does after resizing."""
+    torch.manual_seed(0)
+    table = torch.randn(23 * 23, 3)
+    rows, cols = 2 * window[0] - 1, 2 * window[1] - 1
+    resized = resize_rel_pos_bias_table(table, window)
+    expected = resize_rel_pos_bias_table_simple(table, window, (rows * cols, 3))
+    assert resized.shape == (rows * cols, 3)
+    assert torch.allclose(resized, expected, rtol=0, atol=1e-6)
+
+    by_row_offset = torch.randn(23, 1, 3).expand(23, 23, 3).reshape(23 * 23, 3)
+    resized = resize_rel_pos_bias_table(by_row_offset, window).reshape(rows, cols, 3)
+    assert torch.allclose(resized, resized[:, :1].expand(rows, cols, 3), atol=1e-6)
+    assert not torch.allclose(resized[0], resized[-1], atol=1e-2)
     assert resize_rel_pos_bias_table(table, (12, 12)) is table
     with pytest.raises(ValueError, match="not \\(2 \\* S - 1\\) \\*\\* 2"):
         resize_rel_pos_bias_table(torch.zeros(10, 3), (7, 7))

@@ -10,8 +10,9 @@ from conftest import DEMO_CONFIG, cli_error_line, dataset_flags, read_metrics
 from detectron2.checkpoint import DetectionCheckpointer
 
 from d2backbones.data import SYNTHETIC_CLASSES
-from d2backbones.engine import cli
+from d2backbones.engine import cli, train_loop
 from d2backbones.engine.reproducibility import weights_fingerprint
+from d2backbones.engine.train_loop import do_test
 
 TRAIN_NET = os.path.join(os.path.dirname(__file__), "..", "tools", "train_net.py")
 
@@ -78,7 +79,14 @@ def test_num_classes_follow_the_json_and_box_only_data_trains(box_only_shapes, t
     assert model_keys["roi_heads.box_predictor.cls_score.weight"].shape[0] == len(SYNTHETIC_CLASSES) + 1
 
 
-def test_eval_only_reloads_the_trained_weights(tiny_shapes, tmp_path):
+def test_eval_only_reloads_the_trained_weights(tiny_shapes, tmp_path, monkeypatch):
+    evaluated_weights = []  # the state dict of each model evaluated, when it is evaluated
+
+    def recording_do_test(cfg, model):
+        evaluated_weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return do_test(cfg, model)
+
+    monkeypatch.setattr(train_loop, "do_test", recording_do_test)
     train_args = cli.build_parser().parse_args(
         tiny_run_args(tiny_shapes, tmp_path, "evalonly", "train.max_iter=3", "train.eval_period=0")
     )
@@ -89,6 +97,9 @@ def test_eval_only_reloads_the_trained_weights(tiny_shapes, tmp_path):
         )
     )
     evaluated = cli.main(eval_args)
+    trained_state, loaded_state = evaluated_weights
+    assert loaded_state.keys() == trained_state.keys()
+    assert [k for k in trained_state if not torch.equal(loaded_state[k], trained_state[k])] == []
     assert evaluated["bbox"]["AP"] == pytest.approx(trained["bbox"]["AP"])
     assert os.path.isfile(tmp_path / "eval" / "results.json")
 
