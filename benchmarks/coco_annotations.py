@@ -8,7 +8,7 @@ Generates a COCO-format json (seeded, so the same ``--images`` and ``--seed`` gi
 same file) in a temporary directory, shaped like COCO train2017's instances file:
 80 categories on ids 1-90 with gaps, images of 480-640 px sides in shuffled id order,
 1% of them without annotations, 7 annotations per image on average in shuffled
-order, each a box with one polygon (one in ten two) of 8-40 points, coordinates to 2
+order, each a box with one polygon of 8-40 points (one in ten has two), coordinates to 2
 decimals, 1% crowd annotations with an uncompressed RLE, and the extra fields COCO
 carries (``area``, ``license``, ``coco_url``, ...). Every annotation is valid, so both
 sides must return the same records.
