@@ -20,6 +20,7 @@ from timm.models.convnext import ConvNeXt as TimmConvNeXt
 from timm.models.swin_transformer import SwinTransformer as TimmSwin
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 
+from conftest import vit_block_state
 from d2backbones.checkpoint import (
     CheckpointError,
     CorruptCheckpointError,
@@ -76,16 +77,8 @@ def mae_encoder(dim=DIM, depth=DEPTH, grid=14):
         "norm.weight": torch.randn(dim),
         "norm.bias": torch.randn(dim),
     }
-    shapes = {
-        "norm1.weight": (dim,), "norm1.bias": (dim,),
-        "attn.qkv.weight": (3 * dim, dim), "attn.qkv.bias": (3 * dim,),
-        "attn.proj.weight": (dim, dim), "attn.proj.bias": (dim,),
-        "norm2.weight": (dim,), "norm2.bias": (dim,),
-        "mlp.fc1.weight": (4 * dim, dim), "mlp.fc1.bias": (4 * dim,),
-        "mlp.fc2.weight": (dim, 4 * dim), "mlp.fc2.bias": (dim,),
-    }
     for i in range(depth):
-        state.update({f"blocks.{i}.{name}": torch.randn(shape) for name, shape in shapes.items()})
+        state.update(vit_block_state(f"blocks.{i}.", dim))
     return state
 
 

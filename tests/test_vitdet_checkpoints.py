@@ -6,11 +6,11 @@ from functools import partial
 import pytest
 import torch
 from detectron2 import model_zoo
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from detectron2.solver.build import get_default_optimizer_params
 
+from conftest import RecordingCheckpointer, vit_block_state
 from d2backbones.vitdet import vit_lr_decay_rate
 
 OUR_MODEL_CONFIG = "configs/common/models/mask_rcnn_vitdet.py"
@@ -34,14 +34,6 @@ def our_detector(embed_dim):
     cfg = LazyConfig.load(OUR_MODEL_CONFIG)
     torch.manual_seed(1)
     return instantiate(shrink(cfg.model, embed_dim))
-
-
-class RecordingCheckpointer(DetectionCheckpointer):
-    """Keeps the incompatible keys that DetectionCheckpointer only logs."""
-
-    def _load_model(self, checkpoint):
-        self.incompatible = super()._load_model(checkpoint)
-        return self.incompatible
 
 
 def load_and_report(model, path):
@@ -83,16 +75,7 @@ def mae_state_dict(embed_dim=768, depth=DEPTH):
         "norm.bias": torch.randn(embed_dim),
     }
     for i in range(depth):
-        prefix = f"blocks.{i}."
-        for name, shape in {
-            "norm1.weight": (embed_dim,), "norm1.bias": (embed_dim,),
-            "attn.qkv.weight": (3 * embed_dim, embed_dim), "attn.qkv.bias": (3 * embed_dim,),
-            "attn.proj.weight": (embed_dim, embed_dim), "attn.proj.bias": (embed_dim,),
-            "norm2.weight": (embed_dim,), "norm2.bias": (embed_dim,),
-            "mlp.fc1.weight": (4 * embed_dim, embed_dim), "mlp.fc1.bias": (4 * embed_dim,),
-            "mlp.fc2.weight": (embed_dim, 4 * embed_dim), "mlp.fc2.bias": (embed_dim,),
-        }.items():
-            state[prefix + name] = torch.randn(shape)
+        state.update(vit_block_state(f"blocks.{i}.", embed_dim))
     return state
 
 

@@ -8,6 +8,7 @@ from .patch_embed import PatchEmbed
 from .pos_embed import resize_abs_pos_embed, resize_rel_pos_bias_table, sincos_pos_embed_2d
 from .token_sequence import run_token_blocks
 from .vit_block import Block, ResBottleneckBlock
+from .weight_init import mae_weight_init
 from .windows import window_partition, window_unpartition
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "get_norm",
     "get_rel_pos",
     "layer_decay_factor",
+    "mae_weight_init",
     "num_visible_tokens",
     "random_masking",
     "resize_abs_pos_embed",

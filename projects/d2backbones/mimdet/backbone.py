@@ -18,42 +18,15 @@ from functools import partial
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from detectron2.modeling import Backbone
 
-from ..layers import Block, resize_abs_pos_embed, sincos_pos_embed_2d
+from ..layers import Block, mae_weight_init, resize_abs_pos_embed, run_token_blocks, sincos_pos_embed_2d
 from .conv_stem import TOKEN_STRIDE, ConvStem
 from .token_sampling import gather_tokens, num_kept_tokens, sample_kept_tokens, valid_token_mask
 
 __all__ = ["MIMDetBackbone", "MIMDetDecoder", "MIMDetEncoder", "UNKEPT_TOKEN_FILLS"]
 
 UNKEPT_TOKEN_FILLS = ("conv_feature", "mask_token")
-
-
-def _run_token_blocks(blocks, tokens, use_act_checkpoint):
-    """Apply ViT blocks to a (B, N, C) token sequence with global attention.
-
-    The shared :class:`~d2backbones.layers.Block` works on (B, H, W, C) maps; a
-    sampled subset of tokens has no grid, so it runs as a 1 x N map.
-    """
-    x = tokens[:, None]
-    for block in blocks:
-        if use_act_checkpoint and block.training and torch.is_grad_enabled():
-            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-        else:
-            x = block(x)
-    return x[:, 0]
-
-
-def _init_transformer_weights(module):
-    """MAE's init: xavier-uniform linear layers, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class MIMDetEncoder(nn.Module):
@@ -98,8 +71,8 @@ class MIMDetEncoder(nn.Module):
         self.norm = norm_layer(embed_dim)
 
         self.pos_embed.data.copy_(sincos_pos_embed_2d(embed_dim, grid))
-        self.blocks.apply(_init_transformer_weights)
-        _init_transformer_weights(self.norm)
+        self.blocks.apply(mae_weight_init)
+        mae_weight_init(self.norm)
 
     def forward(self, x, sample_ratio, image_sizes=None):
         """
@@ -119,7 +92,7 @@ class MIMDetEncoder(nn.Module):
 
         valid = valid_token_mask(image_sizes, (height, width), batch, x.device)
         kept = sample_kept_tokens(valid, num_kept_tokens(height * width, sample_ratio))
-        latent = _run_token_blocks(self.blocks, gather_tokens(tokens, kept), self.use_act_checkpoint)
+        latent = run_token_blocks(self.blocks, gather_tokens(tokens, kept), self.use_act_checkpoint)
         return {"stem": stem_maps, "latent": self.norm(latent), "kept": kept, "grid": (height, width)}
 
 
@@ -179,7 +152,7 @@ class MIMDetDecoder(nn.Module):
         self.decoder_norm = norm_layer(decoder_embed_dim)
 
         self.decoder_pos_embed.data.copy_(sincos_pos_embed_2d(decoder_embed_dim, grid))
-        self.apply(_init_transformer_weights)
+        self.apply(mae_weight_init)
         if unkept_token_fill == "mask_token":
             nn.init.normal_(self.mask_token, std=0.02)
 
@@ -201,7 +174,7 @@ class MIMDetDecoder(nn.Module):
             filler = self.mask_token.to(decoded.dtype).expand(batch, height * width, channels)
         tokens = filler.scatter(1, kept[..., None].expand(-1, -1, channels), decoded)
         tokens = tokens + resize_abs_pos_embed(self.decoder_pos_embed, True, grid).flatten(1, 2)
-        tokens = self.decoder_norm(_run_token_blocks(self.decoder_blocks, tokens, self.use_act_checkpoint))
+        tokens = self.decoder_norm(run_token_blocks(self.decoder_blocks, tokens, self.use_act_checkpoint))
         return tokens.transpose(1, 2).reshape(batch, channels, height, width)
 
 

@@ -19,23 +19,20 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..layers import Block, PatchEmbed, random_masking, run_token_blocks, sincos_pos_embed_2d, unshuffle_tokens
+from ..layers import (
+    Block,
+    PatchEmbed,
+    mae_weight_init,
+    random_masking,
+    run_token_blocks,
+    sincos_pos_embed_2d,
+    unshuffle_tokens,
+)
 from .base import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD, ImagePretrainer
 from .loss import masked_patch_mse
 from .targets import build_target
 
 __all__ = ["MaskedAutoencoderViT"]
-
-
-def _init_mae_weights(module):
-    """MAE's init: xavier-uniform linear layers with zero bias, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class MaskedAutoencoderViT(ImagePretrainer):
@@ -123,7 +120,7 @@ class MaskedAutoencoderViT(ImagePretrainer):
         nn.init.normal_(self.mask_token, std=0.02)
         for module in (*self.blocks, self.norm, self.decoder_embed, *self.decoder_blocks, self.decoder_norm,
                        self.decoder_pred):
-            module.apply(_init_mae_weights)
+            module.apply(mae_weight_init)
 
     def _check_grid(self, grid):
         if tuple(grid) != (self.grid, self.grid):
