@@ -240,3 +240,115 @@ class RecordingCheckpointer(DetectionCheckpointer):
         self.incompatible = super()._load_model(checkpoint)
         return self.incompatible
 
+
+# ---- a tiny LVIS-format set -------------------------------------------------------
+
+
+def write_lvis_json(path, images, annotations, categories, split):
+    """Write an LVIS v1 annotation file; returns ``path`` as a string.
+
+    ``images`` and ``annotations`` are COCO's (polygon segmentations only, as in
+    LVIS), ``categories`` are ``(id, name, frequency)``. Each image's ``coco_url``
+    ends in ``SPLIT/FILE_NAME``: detectron2's ``load_lvis_json`` reads the image
+    at ``IMAGE_ROOT + SPLIT/FILE_NAME``.
+    """
+    images = [
+        {**image, "coco_url": f"http://images.test/{split}/{image['file_name']}",
+         "neg_category_ids": [], "not_exhaustive_category_ids": []}
+        for image in images
+    ]
+    counts = {c: [a["image_id"] for a in annotations if a["category_id"] == c] for c, _, _ in categories}
+    categories = [
+        {"id": c, "name": name, "frequency": frequency, "synset": name, "synonyms": [name], "def": name,
+         "image_count": len(set(counts[c])), "instance_count": len(counts[c])}
+        for c, name, frequency in categories
+    ]
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": categories,
+                   "info": {}, "licenses": []}, f)
+    return str(path)
+
+
+def lvis_from_coco(coco_split, image_root, split, num_images, frequencies):
+    """The first ``num_images`` images of a COCO ``(json, image_dir)`` split as an LVIS
+    split: the images copied to ``image_root/split/``, RLE masks turned into
+    polygons, category ``k`` given ``frequencies[k]``. Returns the json path."""
+    import shutil
+
+    from detectron2.utils.visualizer import GenericMask
+
+    with open(coco_split[0]) as f:
+        coco = json.load(f)
+    images = coco["images"][:num_images]
+    kept = {image["id"] for image in images}
+    annotations = []
+    for annotation in coco["annotations"]:
+        if annotation["image_id"] in kept:
+            image = next(i for i in images if i["id"] == annotation["image_id"])
+            mask = GenericMask(annotation["segmentation"], image["height"], image["width"])
+            polygons = [p.tolist() for p in mask.polygons if len(p) >= 6]
+            annotations.append({**annotation, "segmentation": polygons})
+    os.makedirs(os.path.join(image_root, split))
+    for image in images:
+        shutil.copy(os.path.join(coco_split[1], image["file_name"]), os.path.join(image_root, split))
+    categories = [(c["id"], c["name"], f) for c, f in zip(coco["categories"], frequencies)]
+    return write_lvis_json(os.path.join(image_root, f"lvis_{split}.json"), images, annotations, categories, split)
+
+
+@pytest.fixture(scope="session")
+def tiny_lvis_shapes(tiny_shapes, tmp_path_factory):
+    """8 train and 4 val images of ``tiny_shapes`` as an LVIS v1 set, train image 3
+    unreadable: ``{"train": json, "val": json, "image_root": str, "bad_image": path}``."""
+    root = str(tmp_path_factory.mktemp("tiny_lvis_shapes")) + os.sep
+    frequencies = ("f", "c", "r", "f")
+    lvis = {
+        "train": lvis_from_coco(tiny_shapes["train"], root, "train2017", 8, frequencies),
+        "val": lvis_from_coco(tiny_shapes["val"], root, "val2017", 4, frequencies),
+        "image_root": root,
+    }
+    with open(lvis["train"]) as f:
+        bad_image = os.path.join(root, "train2017", json.load(f)["images"][3]["file_name"])
+    Path(bad_image).write_bytes(b"not an image")
+    lvis["bad_image"] = bad_image
+    return lvis
+
+
+LVIS_MICRO_CONFIG = '''"""vitdet_micro with the LVIS recipe's sampler and evaluator (from
+configs/common/data/lvis_lsj.py) on a tiny LVIS-format set, which it registers: the
+CLI's --dataset takes COCO jsons, so an LVIS-format set is registered in code."""
+from functools import partial
+
+from detectron2.config import LazyConfig
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets.lvis import load_lvis_json
+
+_micro = LazyConfig.load({micro!r})
+_lvis = LazyConfig.load({lvis_lsj!r})
+model, optimizer, lr_multiplier, train, dataloader = (
+    _micro[key] for key in ("model", "optimizer", "lr_multiplier", "train", "dataloader")
+)
+dataloader.train.dataset.names = {train_name!r}
+dataloader.test.dataset.names = {val_name!r}
+dataloader.train.sampler = _lvis.dataloader.train.sampler
+dataloader.evaluator = _lvis.dataloader.evaluator
+for _name, _json in (({train_name!r}, {train_json!r}), ({val_name!r}, {val_json!r})):
+    if _name not in DatasetCatalog.list():
+        DatasetCatalog.register(_name, partial(load_lvis_json, _json, {image_root!r}))
+        MetadataCatalog.get(_name).set(
+            thing_classes={classes!r}, json_file=_json, image_root={image_root!r}, evaluator_type="lvis"
+        )
+'''
+
+
+def write_lvis_micro_config(path, lvis, train_name="lvis_micro_train", val_name="lvis_micro_val"):
+    """``LVIS_MICRO_CONFIG`` on ``tiny_lvis_shapes`` (``lvis``) at ``path``; returns ``path``
+    as a string."""
+    with open(lvis["train"]) as f:
+        classes = [c["name"] for c in sorted(json.load(f)["categories"], key=lambda c: c["id"])]
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    Path(path).write_text(LVIS_MICRO_CONFIG.format(
+        micro=str(configs / "demo" / "vitdet_micro.py"), lvis_lsj=str(configs / "common" / "data" / "lvis_lsj.py"),
+        train_name=train_name, val_name=val_name, train_json=lvis["train"], val_json=lvis["val"],
+        image_root=lvis["image_root"], classes=classes,
+    ))
+    return str(path)

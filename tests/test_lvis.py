@@ -2,11 +2,13 @@
 LVIS-format dataset made here. (Building and running every config, shrunk, is
 tests/test_configs.py's job: it globs these files too.)"""
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_lvis_json, write_lvis_micro_config
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_lvis_instances
@@ -17,7 +19,9 @@ from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from detectron2.structures import Boxes, Instances
 from omegaconf import OmegaConf
 
+from d2backbones.data.resumable_loader import ResumableTrainLoader
 from d2backbones.engine import write_results
+from d2backbones.engine.data_loading import build_train_loader
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 LVIS_CONFIGS = sorted(CONFIG_ROOT.glob("*/LVIS/*.py"))
@@ -71,17 +75,12 @@ def tiny_lvis(tmp_path_factory):
             polygon = [x, y, x + w, y, x + w, y + h, x, y + h]
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
                                 "bbox": [x, y, w, h], "area": w * h, "segmentation": [polygon]})
-    images = [{"id": i, "width": 100, "height": 80, "coco_url": f"http://images.test/val2017/{i:012d}.jpg",
-               "neg_category_ids": [], "not_exhaustive_category_ids": []} for i in boxes]
-    categories = [{"id": c, "name": n, "frequency": f, "synset": n, "synonyms": [n], "def": n,
-                   "image_count": 1, "instance_count": 1} for c, n, f in CATEGORIES]
-    json_path = root / "lvis_tiny.json"
-    json_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories,
-                                     "info": {}, "licenses": []}))
+    images = [{"id": i, "width": 100, "height": 80, "file_name": f"{i:012d}.jpg"} for i in boxes]
+    json_path = write_lvis_json(root / "lvis_tiny.json", images, annotations, CATEGORIES, "val2017")
     if TINY in DatasetCatalog.list():
         DatasetCatalog.remove(TINY)
         MetadataCatalog.remove(TINY)
-    register_lvis_instances(TINY, {}, str(json_path), str(root))
+    register_lvis_instances(TINY, {}, json_path, str(root))
     return boxes, labels
 
 
@@ -138,3 +137,33 @@ def test_fed_loss_weights_follow_an_overridden_training_set(tiny_lvis):
     head = instantiate(cfg.model.roi_heads.box_predictor)
     assert torch.allclose(head.fed_loss_cls_weights, torch.tensor([4.0, 8.0, 12.0]) ** 0.5)
     assert np.isfinite(head.fed_loss_cls_weights.numpy()).all()
+
+
+def test_the_lvis_recipe_trains_on_the_resumable_loader_with_detectron2s_repeat_factors(tiny_lvis_shapes, tmp_path):
+    """The config's RepeatFactorTrainingSampler becomes the resumable loader's repeat
+    factors, as detectron2 computes them on the training set; a sampler argument the
+    loader cannot reproduce (a seed of its own) leaves the loader as written, with a warning."""
+    LazyConfig.load(write_lvis_micro_config(tmp_path / "registers_the_set.py", tiny_lvis_shapes))
+    cfg = LazyConfig.load(str(CONFIG_ROOT / "ViTDet" / "LVIS" / "mask_rcnn_vitdet_b_100ep.py"))
+    cfg = LazyConfig.apply_overrides(
+        cfg, ["dataloader.train.dataset.names=lvis_micro_train", "dataloader.train.sampler.repeat_factors.repeat_thresh=2.0"]
+    )
+    loader = build_train_loader(cfg, seed=3, strict=False)
+    assert isinstance(loader, ResumableTrainLoader)
+    expected = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(
+        DatasetCatalog.get("lvis_micro_train"), repeat_thresh=2.0
+    )
+    np.testing.assert_array_equal(loader.repeat_factors, expected.numpy())
+    assert (loader.repeat_factors > 1).all() and np.ptp(loader.repeat_factors) > 0  # 1.41 and 1.79
+
+    cfg.dataloader.train.sampler.seed = 5
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = warnings.append
+    logging.getLogger("d2backbones").addHandler(handler)
+    try:
+        as_written = build_train_loader(cfg, seed=3, strict=False)
+    finally:
+        logging.getLogger("d2backbones").removeHandler(handler)
+    assert not isinstance(as_written, ResumableTrainLoader)
+    assert any("is built as written" in r.getMessage() and "with sampler" in r.getMessage() for r in warnings)

@@ -6,7 +6,9 @@ worker happens to have, and groups by aspect ratio with buffers that live in
 the workers. A run resumed at iteration ``k`` therefore sees different batches
 than the run it replaces. Here:
 
-* the index stream is one shuffle per epoch, seeded by ``(seed, epoch)``;
+* the index stream is one shuffle per epoch, seeded by ``(seed, epoch)``; with
+  repeat factors (LVIS's repeat-factor sampling) the epoch's repeats are drawn
+  from the same generator (:func:`epoch_indices`);
 * aspect-ratio grouping works on indices (``width`` / ``height`` of the dicts),
   so the grouping is replayed in microseconds instead of loading images;
 * the random state of every sample's augmentation is seeded by ``(seed, position)``.
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .robust_images import BadImageError
 
-__all__ = ["BadDataReport", "ResumableTrainLoader", "build_resumable_train_loader"]
+__all__ = ["BadDataReport", "ResumableTrainLoader", "build_resumable_train_loader", "epoch_indices"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,36 @@ MAX_SUBSTITUTES = 20
 def derive_seed(*numbers):
     """A 32-bit seed from any integers (``np.random.SeedSequence`` mixing)."""
     return int(np.random.SeedSequence([int(n) % 2**63 for n in numbers]).generate_state(1)[0])
+
+
+def epoch_indices(size, seed, epoch, repeat_factors=None, shuffle=True):
+    """The dataset indices of one epoch, a pure function of ``(seed, epoch)``.
+
+    Without ``repeat_factors`` every index appears once. With them (float array of
+    shape ``(size,)``), index ``i`` appears ``floor(r_i)`` times and once more with
+    probability ``r_i - floor(r_i)``: the stochastic rounding of detectron2's
+    ``RepeatFactorTrainingSampler``, so ``r_i`` is met in expectation. Returns an int
+    array of shape ``(epoch length,)``, shuffled unless ``shuffle=False``.
+    """
+    rng = np.random.default_rng(derive_seed(seed, epoch))
+    if repeat_factors is None:
+        return rng.permutation(size) if shuffle else np.arange(size)
+    whole = np.floor(repeat_factors)
+    counts = whole + (rng.random(size) < repeat_factors - whole)
+    indices = np.repeat(np.arange(size), counts.astype(np.int64))
+    return rng.permutation(indices) if shuffle else indices
+
+
+def _checked_repeat_factors(repeat_factors, size):
+    """``repeat_factors`` as a float64 array of shape ``(size,)``, or None; one-line errors."""
+    if repeat_factors is None:
+        return None
+    factors = np.asarray(torch.as_tensor(repeat_factors, dtype=torch.float64))
+    if factors.shape != (size,):
+        raise ValueError(f"repeat_factors has shape {factors.shape} for {size} images; give one factor per image")
+    if not np.isfinite(factors).all() or (factors < 0).any() or factors.sum() == 0:
+        raise ValueError("repeat_factors must be finite, non-negative and not all zero; check how they are computed")
+    return factors
 
 
 class _SeededGlobalRNG:
@@ -67,16 +99,15 @@ class _IndexBatches:
     (detectron2's ``TrainingSampler`` sharding), so ranks never share a sample.
     """
 
-    def __init__(self, aspect_is_wide, batch_size, seed, shuffle, rank, world_size):
+    def __init__(self, aspect_is_wide, batch_size, seed, shuffle, rank, world_size, repeat_factors=None):
         self.aspect_is_wide = aspect_is_wide  # bool per image, or None: no grouping
-        self.size = len(aspect_is_wide) if aspect_is_wide is not None else None
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
+        self.repeat_factors = repeat_factors
 
     def _stream(self, size):
         for epoch in itertools.count():
-            order = np.random.default_rng(derive_seed(self.seed, epoch)).permutation(size) if self.shuffle else range(size)
-            yield from (int(i) for i in order)
+            yield from (int(i) for i in epoch_indices(size, self.seed, epoch, self.repeat_factors, self.shuffle))
 
     def __call__(self, size):
         stream = itertools.islice(self._stream(size), self.rank, None, self.world_size)
@@ -165,10 +196,24 @@ class ResumableTrainLoader:
 
     ``seed`` and ``start_iter`` may be changed until iteration starts (after a resume).
     With ``strict=True`` the first unreadable image raises :class:`BadImageError`.
+    ``repeat_factors`` (one float per image, e.g. from detectron2's
+    ``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``) turns on
+    repeat-factor sampling, drawn per epoch by :func:`epoch_indices`.
     """
 
-    def __init__(self, dataset, mapper, batch_size, num_workers=0, aspect_ratio_grouping=True, seed=0, strict=False):
+    def __init__(
+        self,
+        dataset,
+        mapper,
+        batch_size,
+        num_workers=0,
+        aspect_ratio_grouping=True,
+        seed=0,
+        strict=False,
+        repeat_factors=None,
+    ):
         self.dataset = dataset if isinstance(dataset, DatasetFromList) else DatasetFromList(dataset, copy=False)
+        self.repeat_factors = _checked_repeat_factors(repeat_factors, len(self.dataset))
         self.mapper, self.batch_size, self.num_workers = mapper, batch_size, num_workers
         self.aspect_is_wide = None
         if aspect_ratio_grouping:
@@ -178,7 +223,13 @@ class ResumableTrainLoader:
 
     def __iter__(self):
         index_batches = _IndexBatches(
-            self.aspect_is_wide, self.batch_size, self.seed, True, comm.get_rank(), comm.get_world_size()
+            self.aspect_is_wide,
+            self.batch_size,
+            self.seed,
+            True,
+            comm.get_rank(),
+            comm.get_world_size(),
+            self.repeat_factors,
         )
         batches = _MappedBatches(self.dataset, self.mapper, index_batches, self.start_iter, self.seed)
         # batch_size=None: the dataset yields whole batches. An explicit generator keeps
@@ -195,15 +246,24 @@ class ResumableTrainLoader:
 
 
 def build_resumable_train_loader(
-    dataset, *, mapper, total_batch_size, num_workers=0, aspect_ratio_grouping=True, seed=0, strict=False
+    dataset,
+    *,
+    mapper,
+    total_batch_size,
+    num_workers=0,
+    aspect_ratio_grouping=True,
+    seed=0,
+    strict=False,
+    repeat_factors=None,
 ):
     """:class:`ResumableTrainLoader` with ``build_detection_train_loader``'s arguments.
 
-    ``total_batch_size`` is split evenly over the ranks.
+    ``total_batch_size`` is split evenly over the ranks; ``repeat_factors`` stand for
+    a ``RepeatFactorTrainingSampler`` of those factors.
     """
     world_size = comm.get_world_size()
     if total_batch_size <= 0 or total_batch_size % world_size:
         raise ValueError(f"total_batch_size={total_batch_size} must be a positive multiple of the {world_size} processes")
     return ResumableTrainLoader(
-        dataset, mapper, total_batch_size // world_size, num_workers, aspect_ratio_grouping, seed, strict
+        dataset, mapper, total_batch_size // world_size, num_workers, aspect_ratio_grouping, seed, strict, repeat_factors
     )
