@@ -12,6 +12,9 @@ train = dict(
     log_period=20,
     # Read by detectron2's default_setup; -1 draws a fresh seed per run.
     seed=-1,
+    # An EMA of the weights (timm's ModelEmaV3), saved in checkpoints as "model_ema";
+    # use_for_eval evaluates the average instead of the trained weights.
+    model_ema=dict(enabled=False, decay=0.9998, use_for_eval=False),
     # Our trainer falls back to CPU when no GPU is present, so configs need not change.
     device="cuda",
 )

@@ -18,6 +18,7 @@ from ..inference.results import finite_only, json_safe, summarize
 from .checkpoint import AtomicCheckpointer, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
 from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
+from .model_ema import ModelEmaHook, build_model_ema
 from .reproducibility import MemoryMonitor, MetricHistoryKeeper, StepSeeder, check_replicas_identical
 
 logger = logging.getLogger("d2backbones")
@@ -78,14 +79,19 @@ def do_train(cfg, resume=False):
     seeder = StepSeeder(run_seed(cfg))
     loader = build_train_loader(cfg, seeder.seed, strict=cfg.train.get("strict_data", False))
 
+    # Before DDP wraps the model: the average holds the plain model's keys.
+    ema = build_model_ema(cfg, model)
     model = wrap_ddp(cfg, model)
     trainer = build_trainer(cfg, model, loader, optimizer)
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    if ema is not None:
+        checkpointer.add_checkpointable("model_ema", ema)
+    evaluated = ema.module if ema is not None and cfg.train.model_ema.get("use_for_eval", False) else model
     final_results = {}
 
     def evaluate():
         final_results.clear()
-        final_results.update(do_test(cfg, model))
+        final_results.update(do_test(cfg, evaluated))
         # To metrics.json through the EvalHook: NaN (e.g. APl without large objects) is not JSON.
         return finite_only(final_results)
 
@@ -95,6 +101,7 @@ def do_train(cfg, resume=False):
             NonFiniteLossGuard(cfg.train.get("non_finite_loss", "stop"), checkpointer),
             hooks.IterationTimer(),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            ModelEmaHook(ema) if ema is not None else None,
             MemoryMonitor(cfg.train.log_period),
             MetricHistoryKeeper(),
             hooks.EvalHook(cfg.train.eval_period, evaluate),
