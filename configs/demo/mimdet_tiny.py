@@ -18,7 +18,7 @@ from detectron2.modeling import FPN
 
 from d2backbones.mimdet import MIMDetBackbone, MIMDetDecoder, MIMDetEncoder, PaddingAwareRCNN, sync_batch_norm
 
-from .vitdet_tiny import IMAGE_SIZE_REF, PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, train
+from .vitdet_tiny import IMAGE_SIZE_REF, PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, test, train
 
 model._target_ = PaddingAwareRCNN
 model.backbone = L(FPN)(

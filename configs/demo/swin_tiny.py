@@ -17,7 +17,7 @@ from detectron2.modeling import FPN
 
 from d2backbones.swin import SwinTransformer
 
-from .vitdet_tiny import PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, train
+from .vitdet_tiny import PYRAMID_CHANNELS, dataloader, lr_multiplier, model, optimizer, test, train
 
 model.backbone = L(FPN)(
     bottom_up=L(SwinTransformer)(

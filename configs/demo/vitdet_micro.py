@@ -18,7 +18,7 @@ from detectron2.config import LazyCall as L
 from detectron2.data import transforms as T
 from detectron2.layers import ShapeSpec
 
-from .vitdet_tiny import IMAGE_SIZE_REF, dataloader, lr_multiplier, model, optimizer, train
+from .vitdet_tiny import IMAGE_SIZE_REF, dataloader, lr_multiplier, model, optimizer, test, train
 
 PYRAMID_CHANNELS = 16
 

@@ -38,6 +38,7 @@ from d2backbones.evaluation import COCOEvaluator
 from d2backbones.vitdet import SimpleFeaturePyramid, ViT
 
 from ..common.optim import AdamW as optimizer
+from ..common.test import test
 from ..common.train import train
 
 IMAGE_SIZE = 128

@@ -15,6 +15,7 @@ from detectron2.utils import comm
 
 from ..checkpoint import load_checkpoint, zoo_entry_for
 from ..inference.results import finite_only, json_safe, summarize
+from ..inference.tta import maybe_with_tta
 from .checkpoint import AtomicCheckpointer, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
 from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
@@ -48,6 +49,7 @@ def do_test(cfg, model):
     (``dataloader.evaluator=null`` turns evaluation off)."""
     if cfg.dataloader.get("evaluator") is None:
         return {}
+    model = maybe_with_tta(cfg, model)
     results = inference_on_dataset(model, build_test_loader(cfg), instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(results)

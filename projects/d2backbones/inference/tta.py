@@ -1,0 +1,257 @@
+"""Test-time augmentation for LazyConfig detectors: flips and scales, merged.
+
+detectron2's ``GeneralizedRCNNWithTTA`` reads its settings from a yacs config. This
+wrapper takes them as arguments (``test.aug`` in a LazyConfig, see :func:`maybe_with_tta`)
+and follows the same recipe:
+
+1. run the detector, masks off, on every augmented copy (``DatasetMapperTTA``:
+   each short side in ``min_sizes``, capped at ``max_size``, and its mirror image);
+2. map the boxes back to the original image and merge the union per class with
+   NMS (as detectron2) or Gaussian soft-NMS;
+3. map the merged boxes into every copy, predict masks for them there, mirror
+   the flipped ones back, and average the mask probabilities.
+
+Models that pad every input to a fixed square (ViTDet's ``square_pad``, sized for
+its position tables) cannot take a larger copy: ``max_size`` is capped at that square,
+so a short side above it gives the square-sized copy again (logged).
+"""
+import copy
+import logging
+from contextlib import contextmanager
+
+import torch
+from detectron2.modeling import GeneralizedRCNN
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_image
+from detectron2.modeling.test_time_augmentation import DatasetMapperTTA
+from detectron2.structures import Boxes, Instances, pairwise_iou
+from fvcore.transforms import HFlipTransform
+from omegaconf import OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = ["DetectorWithTTA", "maybe_with_tta", "merge_detections", "soft_nms"]
+
+logger = logging.getLogger("d2backbones")
+
+# ``test.aug`` keys and their values when a config does not set them.
+AUG_DEFAULTS = dict(enabled=False, min_sizes=[], max_size=4000, flip=True, merge="nms", soft_nms_sigma=0.5, batch_size=3)
+MERGE_METHODS = ("nms", "soft_nms")
+
+
+def soft_nms(boxes, scores, classes, sigma, score_thresh=1e-3):
+    """Gaussian soft-NMS per class (Bodla et al. 2017): instead of dropping a box that
+    overlaps a kept one, multiply its score by ``exp(-iou**2 / sigma)``.
+
+    Args:
+        boxes (Tensor): (R, 4) XYXY.
+        scores (Tensor): (R,).
+        classes (Tensor): (R,) class ids; boxes of different classes never interact.
+        sigma (float): width of the Gaussian decay; smaller decays more.
+        score_thresh (float): boxes whose decayed score falls below it are dropped.
+
+    Returns:
+        (Tensor, Tensor): indices into the inputs (K,), highest new score first, and
+        their new scores (K,).
+    """
+    keep, kept_scores = [], []
+    for cls in classes.unique():
+        idx = torch.nonzero(classes == cls).flatten()
+        cls_scores = scores[idx].clone()
+        ious = pairwise_iou(Boxes(boxes[idx]), Boxes(boxes[idx]))
+        alive = torch.ones(len(idx), dtype=torch.bool, device=boxes.device)
+        while alive.any():
+            best = torch.where(alive, cls_scores, cls_scores.new_tensor(-1.0)).argmax()
+            alive[best] = False
+            keep.append(idx[best])
+            kept_scores.append(cls_scores[best])
+            cls_scores = torch.where(alive, cls_scores * torch.exp(-ious[best] ** 2 / sigma), cls_scores)
+            alive &= cls_scores >= score_thresh
+    if not keep:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device), scores.new_zeros(0)
+    keep, kept_scores = torch.stack(keep), torch.stack(kept_scores)
+    order = kept_scores.argsort(descending=True)
+    return keep[order], kept_scores[order]
+
+
+def merge_detections(boxes, scores, classes, image_size, num_classes, nms_thresh, topk, merge="nms", sigma=0.5):
+    """Merge the detections of all augmented copies of one image.
+
+    Args:
+        boxes (Tensor): (R, 4) XYXY in the original image's pixels.
+        scores (Tensor): (R,).
+        classes (Tensor): (R,) class ids in [0, num_classes).
+        image_size (tuple[int, int]): (H, W) of the original image; boxes are clipped to it.
+        num_classes (int): the detector's number of classes.
+        nms_thresh (float): IoU above which NMS drops the lower-scoring box of a class.
+        topk (int): detections kept at most (negative: all).
+        merge (str): "nms" (detectron2's TTA) or "soft_nms".
+        sigma (float): soft-NMS decay width.
+
+    Returns:
+        Instances: ``pred_boxes``, ``scores``, ``pred_classes`` of image_size, best first.
+    """
+    if merge not in MERGE_METHODS:
+        raise ValueError(f"test.aug.merge={merge!r} is unknown: use one of {MERGE_METHODS}")
+    if merge == "nms":
+        # One column per class plus background, as the box predictor's own inference takes.
+        scores_2d = scores.new_zeros(len(boxes), num_classes + 1)
+        scores_2d[torch.arange(len(boxes)), classes] = scores
+        merged, _ = fast_rcnn_inference_single_image(boxes, scores_2d, image_size, 1e-8, nms_thresh, topk)
+        return merged
+    clipped = Boxes(boxes.clone())
+    clipped.clip(image_size)
+    keep, new_scores = soft_nms(clipped.tensor, scores, classes, sigma)
+    if topk >= 0:
+        keep, new_scores = keep[:topk], new_scores[:topk]
+    merged = Instances(image_size)
+    merged.pred_boxes = clipped[keep]
+    merged.scores = new_scores
+    merged.pred_classes = classes[keep]
+    return merged
+
+
+def _last_box_predictor(roi_heads):
+    """The box predictor whose test settings hold: the last stage of a cascade."""
+    predictor = roi_heads.box_predictor
+    return predictor[-1] if isinstance(predictor, nn.ModuleList) else predictor
+
+
+def _square_size(model):
+    """The square every input is padded to (ViTDet's ``square_pad``), 0 if none."""
+    return getattr(model.backbone, "padding_constraints", {}).get("square_size", 0)
+
+
+class DetectorWithTTA(nn.Module):
+    """A ``GeneralizedRCNN`` (or subclass, e.g. MIMDet's ``PaddingAwareRCNN``) that
+    predicts with test-time augmentation. Called as the detector in eval mode:
+    ``list[dict]`` of dataset dicts in, ``[{"instances": Instances}]`` out."""
+
+    def __init__(self, model, min_sizes, max_size=4000, flip=True, merge="nms", soft_nms_sigma=0.5, batch_size=3):
+        """
+        Args:
+            model (GeneralizedRCNN): the detector, optionally DDP-wrapped.
+            min_sizes (list[int]): short sides of the scaled copies.
+            max_size (int): long side at most; capped at the model's padding square.
+            flip (bool): add the horizontal mirror of every scaled copy.
+            merge (str): "nms" or "soft_nms", see :func:`merge_detections`.
+            soft_nms_sigma (float): soft-NMS decay width.
+            batch_size (int): copies run through the detector at once.
+        """
+        super().__init__()
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        if not isinstance(model, GeneralizedRCNN):
+            raise TypeError(f"TTA needs a GeneralizedRCNN, got {type(model).__name__}: turn test.aug.enabled off")
+        if getattr(model.roi_heads, "keypoint_on", False) or model.proposal_generator is None:
+            raise ValueError("TTA supports box and mask heads with a proposal generator only: turn test.aug.enabled off")
+        if not min_sizes:
+            raise ValueError("test.aug.min_sizes is empty: give the short sides to test at, e.g. test.aug.min_sizes=[96,128,160]")
+        if merge not in MERGE_METHODS:
+            raise ValueError(f"test.aug.merge={merge!r} is unknown: use one of {MERGE_METHODS}")
+        square = _square_size(model)
+        if square and max_size > square:
+            logger.info(f"TTA: max_size {max_size} capped at the model's padding square {square}.")
+            max_size = square
+        if square and max(min_sizes) > square:
+            logger.info(f"TTA: short sides above {square} give the {square}-px copy again (the square fixes the size).")
+        self.model = model
+        self.mapper = DatasetMapperTTA(min_sizes=list(min_sizes), max_size=max_size, flip=flip)
+        self.merge = merge
+        self.sigma = soft_nms_sigma
+        self.batch_size = batch_size
+
+    @contextmanager
+    def _masks_off(self):
+        """Boxes first: the mask head runs once, on the merged boxes."""
+        roi_heads = self.model.roi_heads
+        mask_on = getattr(roi_heads, "mask_on", False)
+        roi_heads.mask_on = False
+        try:
+            yield
+        finally:
+            roi_heads.mask_on = mask_on
+
+    def _run(self, inputs, given=None):
+        """``model.inference`` without post-processing, ``batch_size`` copies at a time.
+        Instances are in each copy's own pixels."""
+        outputs = []
+        for start in range(0, len(inputs), self.batch_size):
+            chunk = inputs[start : start + self.batch_size]
+            boxes = None if given is None else given[start : start + self.batch_size]
+            outputs.extend(self.model.inference(chunk, boxes, do_postprocess=False))
+        return outputs
+
+    def forward(self, batched_inputs):
+        return [self._one_image(x) for x in batched_inputs]
+
+    def _one_image(self, inputs):
+        """inputs: one dataset dict with "image" (C, H, W) and the original "height", "width"."""
+        shape = (inputs["height"], inputs["width"])
+        copies = self.mapper(inputs)
+        transforms = [c.pop("transforms") for c in copies]
+        with self._masks_off():
+            outputs = self._run(copies)
+        boxes = [
+            torch.as_tensor(t.inverse().apply_box(o.pred_boxes.tensor.cpu().numpy()), device=o.pred_boxes.device)
+            for o, t in zip(outputs, transforms)
+        ]
+        predictor = _last_box_predictor(self.model.roi_heads)
+        merged = merge_detections(
+            torch.cat(boxes).float(),
+            torch.cat([o.scores for o in outputs]),
+            torch.cat([o.pred_classes for o in outputs]),
+            shape,
+            predictor.num_classes,
+            predictor.test_nms_thresh,
+            predictor.test_topk_per_image,
+            self.merge,
+            self.sigma,
+        )
+        if not getattr(self.model.roi_heads, "mask_on", False):
+            return {"instances": merged}
+        given = [self._boxes_in_copy(merged, c, t) for c, t in zip(copies, transforms)]
+        outputs = self._run(copies, given)
+        merged.pred_masks = self._mean_masks(outputs, transforms)
+        return {"instances": detector_postprocess(merged, *shape)}
+
+    @staticmethod
+    def _boxes_in_copy(merged, copy_input, transform):
+        """The merged boxes in one augmented copy's pixels, for its mask head."""
+        boxes = transform.apply_box(merged.pred_boxes.tensor.cpu().numpy())
+        inst = Instances(tuple(copy_input["image"].shape[1:3]))
+        inst.pred_boxes = Boxes(torch.as_tensor(boxes, device=merged.scores.device).float())
+        inst.pred_classes = merged.pred_classes
+        inst.scores = merged.scores
+        return inst
+
+    @staticmethod
+    def _mean_masks(outputs, transforms):
+        """Mask probabilities (N, 1, M, M) averaged over the copies. They are box-relative,
+        so a resize needs nothing; a flipped copy's masks are mirrored back."""
+        masks = []
+        for output, transform in zip(outputs, transforms):
+            flipped = any(isinstance(t, HFlipTransform) for t in transform.transforms)
+            masks.append(output.pred_masks.flip(dims=[3]) if flipped else output.pred_masks)
+        return torch.stack(masks).mean(dim=0)
+
+
+def aug_settings(cfg):
+    """``cfg.test.aug`` over :data:`AUG_DEFAULTS` (a config need not have a ``test`` node)."""
+    test = cfg.get("test") or {}
+    settings = copy.deepcopy(AUG_DEFAULTS)
+    aug = test.get("aug") or {}
+    settings.update(OmegaConf.to_container(aug) if OmegaConf.is_config(aug) else dict(aug))
+    unknown = sorted(set(settings) - set(AUG_DEFAULTS))
+    if unknown:
+        raise KeyError(f"test.aug has unknown keys {unknown}: use {sorted(AUG_DEFAULTS)}")
+    return settings
+
+
+def maybe_with_tta(cfg, model):
+    """``model`` wrapped in :class:`DetectorWithTTA` when ``test.aug.enabled``, else itself."""
+    settings = aug_settings(cfg)
+    if not settings.pop("enabled"):
+        return model
+    logger.info(f"Evaluating with test-time augmentation: {settings}")
+    return DetectorWithTTA(model, **settings)

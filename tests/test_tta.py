@@ -1,0 +1,161 @@
+"""Test-time augmentation (d2backbones.inference.tta): exactness at one identity scale,
+flip merging on a hand-made case, soft-NMS, every family's demo model, and the CLI."""
+import json
+import math
+
+import pytest
+import torch
+from conftest import dataset_flags
+from detectron2.config import LazyConfig, instantiate
+from detectron2.structures import Boxes, Instances
+from omegaconf import OmegaConf
+
+from d2backbones.engine import cli, train_loop
+from d2backbones.inference.tta import DetectorWithTTA, maybe_with_tta, merge_detections
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAMILY_CONFIGS = ["configs/demo/vitdet_tiny.py", "configs/demo/mimdet_tiny.py", "configs/demo/convnext_tiny.py", "configs/demo/swin_tiny.py"]
+SIDE = 128
+
+
+def demo_model(config):
+    """The untrained demo detector in eval mode; every RoI scored, so there is output."""
+    cfg = LazyConfig.load(config)
+    cfg.model.roi_heads.box_predictor.test_score_thresh = 0.0
+    return instantiate(cfg.model).eval()
+
+
+def image_input(side=SIDE):
+    """A seeded random image as a dataset dict at its original size."""
+    generator = torch.Generator().manual_seed(3)
+    image = torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8)
+    return {"image": image, "height": side, "width": side}
+
+
+@pytest.mark.parametrize("config", FAMILY_CONFIGS)
+def test_one_identity_scale_without_flip_is_plain_inference(config):
+    model = demo_model(config)
+    with torch.no_grad():
+        plain = model([image_input()])[0]["instances"]
+        tta = DetectorWithTTA(model, min_sizes=[SIDE], max_size=SIDE, flip=False)([image_input()])[0]["instances"]
+    assert len(plain) > 0
+    assert torch.equal(tta.pred_boxes.tensor, plain.pred_boxes.tensor)
+    assert torch.equal(tta.scores, plain.scores)
+    assert torch.equal(tta.pred_classes, plain.pred_classes)
+    assert torch.equal(tta.pred_masks, plain.pred_masks)
+
+
+@pytest.mark.parametrize("config", FAMILY_CONFIGS)
+def test_flip_and_three_scales_run_for_every_family(config):
+    """Scales below, at and above the 128-px demo side; ViTDet caps them at its square."""
+    model = demo_model(config)
+    with torch.no_grad():
+        out = DetectorWithTTA(model, min_sizes=[96, 128, 160], flip=True)([image_input()])[0]["instances"]
+    assert out.image_size == (SIDE, SIDE)
+    assert len(out) > 0
+    assert out.pred_masks.shape[1:] == (SIDE, SIDE)
+    assert out.pred_boxes.tensor.min() >= 0 and out.pred_boxes.tensor.max() <= SIDE
+
+
+def test_vitdet_scales_are_capped_at_its_padding_square():
+    model = demo_model("configs/demo/vitdet_tiny.py")
+    tta = DetectorWithTTA(model, min_sizes=[96, 160], max_size=4000)
+    copies = tta.mapper(image_input())
+    assert [tuple(c["image"].shape[1:]) for c in copies] == [(96, 96), (96, 96), (SIDE, SIDE), (SIDE, SIDE)]
+
+
+class MirroredObjectModel:
+    """Stands in for ``model.inference``: the input image is bright on its left half, so
+    an unflipped copy "sees" the object at BOX (mask on the box's left half) and a
+    flipped copy sees it mirrored (box mirrored, mask on the box's right half)."""
+
+    BOX = [10.0, 20.0, 40.0, 60.0]
+
+    def __call__(self, inputs, given=None, do_postprocess=True):
+        outputs = []
+        for i, x in enumerate(inputs):
+            image = x["image"].float()
+            width = image.shape[2]
+            flipped = image[:, :, : width // 2].mean() < image[:, :, width // 2 :].mean()
+            inst = Instances(tuple(image.shape[1:]))
+            if given is None:
+                x0, y0, x1, y1 = self.BOX
+                box = [width - x1, y0, width - x0, y1] if flipped else self.BOX
+                inst.pred_boxes = Boxes(torch.tensor([box]))
+                inst.scores = torch.tensor([0.8 if flipped else 0.9])
+                inst.pred_classes = torch.tensor([1])
+            else:
+                inst = given[i]
+                masks = torch.zeros(len(inst), 1, 28, 28)
+                masks[..., 14:] = 1.0 if flipped else 0.0
+                masks[..., :14] = 0.0 if flipped else 1.0
+                inst.pred_masks = masks
+            outputs.append(inst)
+        return outputs
+
+
+def test_flip_merging_on_a_hand_made_case(monkeypatch):
+    model = demo_model("configs/demo/convnext_tiny.py")
+    monkeypatch.setattr(model, "inference", MirroredObjectModel())
+    image = torch.zeros(3, SIDE, SIDE, dtype=torch.uint8)
+    image[:, :, : SIDE // 2] = 255
+    out = DetectorWithTTA(model, min_sizes=[SIDE], flip=True)([{"image": image, "height": SIDE, "width": SIDE}])[0]["instances"]
+    # The mirrored detection maps back onto the unflipped one: NMS keeps the better score.
+    assert len(out) == 1
+    assert out.pred_boxes.tensor.tolist() == [MirroredObjectModel.BOX]
+    assert out.scores.tolist() == [pytest.approx(0.9)]
+    assert out.pred_classes.tolist() == [1]
+    # The flipped copy's mask is mirrored back before averaging: the left half of the box only.
+    mask = out.pred_masks[0]
+    assert mask[20:60, 11:24].all()
+    assert not mask[:, 26:].any() and not mask[:, :10].any()
+
+
+def test_soft_nms_decays_an_overlapping_box_instead_of_dropping_it():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 5.0], [50.0, 50.0, 60.0, 60.0]])
+    scores, classes = torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0, 0, 0])
+    nms = merge_detections(boxes, scores, classes, (100, 100), 1, 0.3, -1, merge="nms")
+    soft = merge_detections(boxes, scores, classes, (100, 100), 1, 0.3, -1, merge="soft_nms", sigma=0.5)
+    assert nms.scores.tolist() == pytest.approx([0.9, 0.7])
+    # IoU of the first two boxes is 0.5: 0.8 * exp(-0.25 / 0.5).
+    assert soft.scores.tolist() == pytest.approx([0.9, 0.7, 0.8 * math.exp(-0.5)])
+    assert soft.pred_boxes.tensor[2].tolist() == [0.0, 0.0, 10.0, 5.0]
+
+
+def test_aug_settings_default_to_off_and_reject_unknown_keys():
+    model = demo_model("configs/demo/convnext_tiny.py")
+    assert maybe_with_tta(OmegaConf.create({}), model) is model
+    on = OmegaConf.create({"test": {"aug": {"enabled": True, "min_sizes": [96, 128]}}})
+    assert isinstance(maybe_with_tta(on, model), DetectorWithTTA)
+    with pytest.raises(KeyError, match="unknown keys"):
+        maybe_with_tta(OmegaConf.create({"test": {"aug": {"enabled": True, "min_size": [96]}}}), model)
+    with pytest.raises(ValueError, match="min_sizes is empty"):
+        maybe_with_tta(OmegaConf.create({"test": {"aug": {"enabled": True}}}), model)
+
+
+def test_eval_only_with_tta_from_the_command_line(tiny_shapes, tmp_path, monkeypatch):
+    common = [
+        "--config-file", "configs/demo/vitdet_tiny.py",
+        *dataset_flags("tta_train", tiny_shapes["train"]),
+        *dataset_flags("tta_val", tiny_shapes["val"]),
+        "dataloader.train.dataset.names=tta_train",
+        "dataloader.test.dataset.names=tta_val",
+        "dataloader.train.total_batch_size=2",
+        "dataloader.train.num_workers=0",
+        "dataloader.test.num_workers=0",
+    ]
+    cli.main(cli.build_parser().parse_args(
+        common + [f"train.output_dir={tmp_path}", "train.max_iter=3", "train.eval_period=0", "dataloader.evaluator=null"]
+    ))
+    evaluated = []
+    real_inference = train_loop.inference_on_dataset
+    monkeypatch.setattr(train_loop, "inference_on_dataset", lambda m, *a: evaluated.append(m) or real_inference(m, *a))
+    cli.main(cli.build_parser().parse_args(["--eval-only"] + common + [
+        f"train.output_dir={tmp_path / 'eval'}", f"train.init_checkpoint={tmp_path}/model_final.pth",
+        "test.aug.enabled=True", "test.aug.min_sizes=[96,128,160]", "test.aug.flip=True",
+    ]))
+    assert [type(m) for m in evaluated] == [DetectorWithTTA]
+    assert evaluated[0].mapper.min_sizes == [96, 128, 160] and evaluated[0].mapper.flip
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert "bbox" in json.dumps(results) and "segm" in json.dumps(results)
