@@ -13,7 +13,7 @@ from detectron2.config import LazyConfig
 from omegaconf import OmegaConf
 
 from d2backbones.engine import cli, train_loop
-from d2backbones.engine.model_ema import ModelEmaHook, build_model_ema
+from d2backbones.engine.model_ema import ModelEmaHook, build_model_ema, load_ema_weights
 
 FAULT_INJECTION = os.path.join(os.path.dirname(__file__), "fault_injection.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -84,6 +84,8 @@ def test_off_by_default_and_checkpoints_unchanged(tiny_shapes, tmp_path):
     cli.main(cli.build_parser().parse_args(micro_args(
         tiny_shapes, tmp_path, "train.max_iter=2", "train.eval_period=0", "dataloader.evaluator=null")))
     assert set(saved(tmp_path / "model_final.pth")) == {"model", "trainer", "iteration"}
+    with pytest.raises(ValueError, match="has no model_ema entry: train with train.model_ema.enabled=True"):
+        load_ema_weights(Counted(), tmp_path / "model_final.pth")
 
 
 def test_sigkill_then_resume_gives_the_ema_of_an_uninterrupted_run(tiny_shapes, tmp_path, monkeypatch):
@@ -116,8 +118,12 @@ def test_sigkill_then_resume_gives_the_ema_of_an_uninterrupted_run(tiny_shapes, 
     ema_weights = {k[len("module."):]: v for k, v in uninterrupted["model_ema"].items()}
     assert ema_weights.keys() == uninterrupted["model"].keys()
     assert any(not torch.equal(v, uninterrupted["model"][k]) for k, v in ema_weights.items())
-    # One final evaluation per in-process run, each of that run's average.
-    assert len(evaluated) == 2
+    # --eval-only with use_for_eval loads the checkpoint's average.
+    cli.main(cli.build_parser().parse_args(["--eval-only", *micro_args(
+        tiny_shapes, tmp_path / "eval", f"train.init_checkpoint={reference / 'model_final.pth'}",
+        "train.model_ema.use_for_eval=True")]))
+    # One final evaluation per training run and the --eval-only one, each of the average.
+    assert len(evaluated) == 3
     for state in evaluated:
         assert state.keys() == ema_weights.keys()
         assert all(torch.equal(state[k], v) for k, v in ema_weights.items())

@@ -6,11 +6,12 @@ tensor of the state dict (parameters and buffers) becomes
 """
 import logging
 
+import torch
 from detectron2.engine import HookBase
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["ModelEmaHook", "RestorableModelEma", "build_model_ema"]
+__all__ = ["ModelEmaHook", "RestorableModelEma", "build_model_ema", "load_ema_weights"]
 
 logger = logging.getLogger("d2backbones")
 
@@ -67,3 +68,17 @@ class ModelEmaHook(HookBase):
     def after_step(self):
         # A fixed decay (no step-based warm-up): the state is the averaged tensors alone.
         self.ema.update(unwrap(self.trainer.model))
+
+
+def load_ema_weights(model, path):
+    """Load the ``model_ema`` entry of a checkpoint our trainer wrote into ``model``
+    (for ``--eval-only`` with ``train.model_ema.use_for_eval=True``)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "model_ema" not in checkpoint:
+        raise ValueError(
+            f"{path} has no model_ema entry: train with train.model_ema.enabled=True, "
+            "or set train.model_ema.use_for_eval=False."
+        )
+    prefix = "module."
+    unwrap(model).load_state_dict({k[len(prefix):]: v for k, v in checkpoint["model_ema"].items()})
+    logger.info("Evaluating the EMA weights of %s.", path)

@@ -19,7 +19,7 @@ from ..inference.tta import maybe_with_tta
 from .checkpoint import AtomicCheckpointer, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
 from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
-from .model_ema import ModelEmaHook, build_model_ema
+from .model_ema import ModelEmaHook, build_model_ema, load_ema_weights
 from .reproducibility import MemoryMonitor, MetricHistoryKeeper, StepSeeder, check_replicas_identical
 
 logger = logging.getLogger("d2backbones")
@@ -146,7 +146,9 @@ def do_eval_only(cfg):
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
     model = wrap_ddp(cfg, model)
-    if cfg.train.init_checkpoint:
+    if cfg.train.init_checkpoint and cfg.train.get("model_ema", {}).get("use_for_eval", False):
+        load_ema_weights(model, cfg.train.init_checkpoint)
+    elif cfg.train.init_checkpoint:
         load_checkpoint(model, cfg.train.init_checkpoint)
     else:
         logger.warning("train.init_checkpoint is empty: evaluating a randomly initialised model.")
