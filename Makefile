@@ -12,11 +12,13 @@ PYTEST_ARGS ?= --durations=15
 install: $(STAMP)
 
 # Rebuilt only when the install recipe changes, so a second `make` skips it in seconds.
-$(STAMP): setup.py tools/install_detectron2.py
+# constraints.txt holds the tested versions; PIP_CONSTRAINT applies it to the pip that
+# tools/install_detectron2.py runs too, so detectron2's requirements are held to it.
+$(STAMP): setup.py pyproject.toml constraints.txt tools/install_detectron2.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" "numpy<2" "setuptools<81" wheel
-	$(PY) tools/install_detectron2.py
-	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision numpy setuptools wheel
+	PIP_CONSTRAINT=constraints.txt $(PY) tools/install_detectron2.py
+	$(PY) -m pip install --quiet -c constraints.txt --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
