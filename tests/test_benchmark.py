@@ -42,6 +42,17 @@ def test_record_has_every_measurement(tiny_record):
     assert torch.isfinite(torch.tensor(tiny_record["last_train_loss"]))
 
 
+def test_pretraining_config_reports_images_per_second():
+    config = os.path.join(REPO, "configs/Pretrain/mae_vitdet_tiny.py")
+    args = parse_args(["--config-file", config, "--input-size", "64", "--batch-size", "4", "--iters", "1",
+                       "--warmup", "0", "--in-process", "model.img_size=64", "model.depth=1"])
+    record = benchmark.measure_config(args, config)
+    assert record["pretraining"] and record["train_images_per_s"] == pytest.approx(4 / record["train_s_per_iter"])
+    # MAE's own loss, and nothing of a detector to time.
+    assert 0 < record["last_train_loss"] < 10
+    assert not {"backbone_params", "infer_s_per_image", "gflops"} & record.keys()
+
+
 def test_overrides_reach_the_model(tiny_record):
     # embed_dim 32 x depth 2 is far below the 128 x 4 ViT of the demo config (1.1 M backbone params).
     assert tiny_record["backbone_params"] < 0.3

@@ -10,6 +10,7 @@ from detectron2.utils.events import EventStorage
 from fvcore.nn import FlopCountAnalysis as TensorFlopCountAnalysis
 
 from ..engine.config import load_config
+from ..pretrain import ImagePretrainer
 from .machine import machine_description, matmul_gflop_per_s
 from .memory import peak_rss_mb, reset_peak_rss, rss_mb
 from .sizes import format_size
@@ -45,6 +46,14 @@ def build_model_and_optimizer(config_file, opts=(), device="cpu", activation_che
         model.backbone.compile()
     num_classes = cfg.model.roi_heads.num_classes if "roi_heads" in cfg.model else 1
     return model, optimizer, num_classes
+
+
+def unlabeled_batch(batch_size, input_size, seed=0, device="cpu"):
+    """Random uint8 images without annotations, the input of a pretraining model."""
+    generator = torch.Generator().manual_seed(seed)
+    height, width = input_size
+    return [{"image": torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8).to(device)}
+            for _ in range(batch_size)]
 
 
 def autocast(device, amp):
@@ -87,9 +96,14 @@ def measure_config(args, config_file):
     model, optimizer, num_classes = build_model_and_optimizer(
         config_file, args.opts, args.device, args.activation_checkpointing, args.compile
     )
+    # A pretraining model (MAE, ...) trains on bare images and has no detector to time.
+    pretraining = isinstance(model, ImagePretrainer)
     reset_peak_rss()
     rss_after_build = rss_mb()
-    batch = synthetic_batch(args.batch_size, args.input_size, num_classes, device=args.device)
+    if pretraining:
+        batch = unlabeled_batch(args.batch_size, args.input_size, device=args.device)
+    else:
+        batch = synthetic_batch(args.batch_size, args.input_size, num_classes, device=args.device)
     record = {
         "config": config_file,
         "name": args.name or os.path.splitext(os.path.basename(config_file))[0],
@@ -101,11 +115,13 @@ def measure_config(args, config_file):
         "activation_checkpointing": args.activation_checkpointing,
         "iters": args.iters,
         "warmup": args.warmup,
+        "pretraining": pretraining,
         "params": sum(p.numel() for p in model.parameters()) / 1e6,
-        "backbone_params": sum(p.numel() for p in model.backbone.parameters()) / 1e6,
         "machine": machine_description(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if not pretraining:
+        record["backbone_params"] = sum(p.numel() for p in model.backbone.parameters()) / 1e6
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16" and args.device.startswith("cuda"))
 
     def train_step():
@@ -121,23 +137,24 @@ def measure_config(args, config_file):
         model.train()
         with EventStorage():  # detectron2's losses log into one
             record["train_s_per_iter"] = median_time(train_step, args.iters, args.warmup, args.device)
+        record["train_images_per_s"] = args.batch_size / record["train_s_per_iter"]
 
-    inputs = [{key: item[key] for key in ("image", "height", "width")} for item in batch]
-    images = None
-
-    def infer():
-        with torch.no_grad(), autocast(args.device, args.amp):
-            model(inputs)
-
-    def infer_backbone():
-        with torch.no_grad(), autocast(args.device, args.amp):
-            model.backbone(images)
-
-    if args.iters > 0 and not args.no_infer:
+    if args.iters > 0 and not args.no_infer and not pretraining:
+        inputs = [{key: item[key] for key in ("image", "height", "width")} for item in batch]
         model.eval()
+
+        def infer():
+            with torch.no_grad(), autocast(args.device, args.amp):
+                model(inputs)
+
         record["infer_s_per_image"] = median_time(infer, args.iters, args.warmup, args.device) / args.batch_size
         with torch.no_grad():
             images = model.preprocess_image(inputs).tensor
+
+        def infer_backbone():
+            with torch.no_grad(), autocast(args.device, args.amp):
+                model.backbone(images)
+
         record["backbone_infer_s_per_image"] = (
             median_time(infer_backbone, args.iters, args.warmup, args.device) / args.batch_size
         )
@@ -147,7 +164,7 @@ def measure_config(args, config_file):
     if args.device.startswith("cuda"):
         record["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
 
-    if not args.no_flops:
+    if not args.no_flops and not pretraining:
         # After the timings: tracing allocates too, and must not count in the peak above.
         record["gflops"], record["backbone_gflops"] = count_flops(model, batch[0]["image"])
     if args.matmul:

@@ -17,6 +17,7 @@ TABLE_COLUMNS = [
     ("backbone_params", "backbone (M)", "{:.1f}"),
     ("gflops", "GFLOPs", "{:.1f}"),
     ("train_s_per_iter", "train s/iter", "{:.3f}"),
+    ("train_images_per_s", "train im/s", "{:.1f}"),
     ("infer_s_per_image", "infer s/im", "{:.3f}"),
     ("peak_rss_mb", "peak RSS (MB)", "{:.0f}"),
     ("peak_rss_growth_mb", "RSS growth (MB)", "{:.0f}"),

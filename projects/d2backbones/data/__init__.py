@@ -7,6 +7,7 @@ from .builtin_check import check_dataset_available
 from .coco_checks import clean_dataset_dicts, validate_coco
 from .resumable_loader import BadDataReport, ResumableTrainLoader, build_resumable_train_loader
 from .robust_images import BadImageError, RobustDatasetMapper, read_image_any_depth
+from .subsets import register_subsets
 from .synthetic import (
     SYNTHETIC_CLASSES,
     default_datasets_root,
@@ -37,6 +38,7 @@ __all__ = [
     "parse_dataset_spec",
     "parse_unlabeled_spec",
     "read_image_any_depth",
+    "register_subsets",
     "register_synthetic_pools",
     "register_synthetic_shapes",
     "register_unlabeled_folder",

@@ -2,9 +2,7 @@
 from detectron2.data import MetadataCatalog
 from omegaconf import ListConfig
 
-from ..data import check_dataset_available, register_synthetic_pools, register_synthetic_shapes
-
-SYNTHETIC_PREFIX = "synthetic_shapes"
+from ..data import check_dataset_available, register_subsets, register_synthetic_pools
 
 
 def dataset_names(loader_cfg):
@@ -14,8 +12,9 @@ def dataset_names(loader_cfg):
 
 
 def prepare_datasets(cfg):
-    """Register the embedded dataset and synthetic pools if used, and check every other
-    dataset is there.
+    """Register the synthetic pools and ``name@fraction`` subsets a config names, and
+    check every dataset is there (the embedded ``synthetic_shapes_*`` splits are
+    registered at import, see :mod:`d2backbones.data.builtin`).
 
     Returns the train and test dataset names (no test names for a config without
     ``dataloader.test``, such as a pretraining one).
@@ -23,9 +22,8 @@ def prepare_datasets(cfg):
     train_names = dataset_names(cfg.dataloader.train)
     test_names = dataset_names(cfg.dataloader.test) if cfg.dataloader.get("test") is not None else []
     names = train_names + test_names
-    if any(name.startswith(SYNTHETIC_PREFIX) for name in names):
-        register_synthetic_shapes()
     register_synthetic_pools(names)
+    register_subsets(names)
     for name in names:
         check_dataset_available(name)
     return train_names, test_names

@@ -1,5 +1,7 @@
 """The LazyConfig train / eval flow of detectron2's ``lazyconfig_train_net``,
 on detectron2's trainer, hooks, checkpointer and evaluators, and usable on CPU."""
+import copy
+import inspect
 import json
 import logging
 import os
@@ -12,6 +14,7 @@ from detectron2.engine import default_writers, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.registry import locate
 
 from ..checkpoint import load_checkpoint, zoo_entry_for
 from ..inference.results import finite_only, json_safe, summarize
@@ -44,13 +47,29 @@ def wrap_ddp(cfg, model):
     return create_ddp_model(model, **ddp_kwargs)
 
 
+def evaluator_config(cfg):
+    """``dataloader.evaluator``, writing into ``<train.output_dir>/inference`` unless it names
+    a folder: detectron2's evaluators then keep their predictions (COCO's
+    ``coco_instances_results.json``, for ``tools/analyze_results.py``), and can evaluate a
+    dataset that has no COCO json of its own (e.g. a ``name@fraction`` subset)."""
+    evaluator = cfg.dataloader.evaluator
+    target = evaluator.get("_target_")
+    target = locate(target) if isinstance(target, str) else target
+    if target is None or evaluator.get("output_dir") is not None:
+        return evaluator
+    if "output_dir" in inspect.signature(target).parameters:
+        evaluator = copy.deepcopy(evaluator)
+        evaluator.output_dir = os.path.join(cfg.train.output_dir, "inference")
+    return evaluator
+
+
 def do_test(cfg, model):
     """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; {} if none is set
     (``dataloader.evaluator=null`` turns evaluation off)."""
     if cfg.dataloader.get("evaluator") is None:
         return {}
     model = maybe_with_tta(cfg, model)
-    results = inference_on_dataset(model, build_test_loader(cfg), instantiate(cfg.dataloader.evaluator))
+    results = inference_on_dataset(model, build_test_loader(cfg), instantiate(evaluator_config(cfg)))
     if comm.is_main_process():
         print_csv_format(results)
     return results
