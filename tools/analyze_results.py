@@ -2,13 +2,14 @@
 """Where a detector's errors come from, read from its COCO results file.
 
     tools/train_net.py --config-file configs/demo/vitdet_tiny.py --eval-only \\
-        train.init_checkpoint=output/demo/model_final.pth dataloader.evaluator.output_dir=output/demo/inference
+        train.init_checkpoint=output/demo/model_final.pth
     tools/analyze_results.py --results output/demo/inference/coco_instances_results.json \\
         --dataset synthetic_shapes_val --output output/demo/analysis
     tools/analyze_results.py --results RESULTS.json --dataset mine=ann.json:images/ --output analysis/
 
 ``--results`` is what detectron2's COCOEvaluator writes into its ``output_dir``
-(``coco_instances_results.json``); ``--dataset`` the data it was made on: a
+(``coco_instances_results.json``; ``tools/train_net.py`` puts it in
+``<train.output_dir>/inference``); ``--dataset`` the data it was made on: a
 registered name (``synthetic_shapes_val``, ``coco_2017_val``, ...) or, as for
 ``tools/train_net.py``, ``NAME=ANNOTATIONS.json:IMAGE_DIR``. Writes into ``--output``:
 summary.md (TIDE's error table, per-category AP, the image ranking), metrics.json,
