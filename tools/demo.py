@@ -7,6 +7,11 @@ dataset (CPU, about 10 minutes), evaluate it, and write its report:
 - ``<output>/predictions.png`` (detections on held-out images).
 
     tools/demo.py --config-file configs/demo/vitdet_tiny.py --output output/demo [key=value ...]
+
+A pretraining config (``make demo CONFIG=configs/Pretrain/mae_vitdet_tiny.py``) is
+trained the same way and reported as ``tools/pretrain_report.py`` does: the loss curve
+and a reconstruction picture; its ``model_final.pth`` is then a detection config's
+``train.init_checkpoint``.
 """
 import argparse
 import logging
@@ -17,6 +22,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 
 from d2backbones.engine import cli
+from d2backbones.pretrain import ImagePretrainer
 from d2backbones.reports import draw_predictions, plot_training_curves
 
 logger = logging.getLogger("d2backbones")
@@ -60,6 +66,13 @@ def main():
     except cli.INPUT_ERRORS as error:
         sys.exit(f"error: {error.args[0] if error.args else error}")
     results = cli.main(train_args, cfg)
+    if isinstance(cfg.model._target_, type) and issubclass(cfg.model._target_, ImagePretrainer):
+        # tools/ is this script's folder, so its sibling imports as a module.
+        import pretrain_report
+
+        pretrain_report.main(["--config-file", options.config_file, "--run", options.output, *options.opts])
+        print(f"pretrained: use train.init_checkpoint={options.output}/model_final.pth in a detection config")
+        return
 
     model = instantiate(cfg.model).to(cfg.train.device)
     DetectionCheckpointer(model).load(os.path.join(options.output, "model_final.pth"))
