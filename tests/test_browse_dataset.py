@@ -40,9 +40,9 @@ def test_samples_are_the_mapper_output(always_flipped):
         boxes = np.array([BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in record["annotations"]])
         mirrored = np.stack([record["width"] - boxes[:, 2], boxes[:, 1], record["width"] - boxes[:, 0], boxes[:, 3]], 1)
         np.testing.assert_allclose(sample["instances"].gt_boxes.tensor.numpy(), mirrored, atol=1e-4)
-        # The drawing: the image as loaded, an 8-px gap, the flipped sample, at scale 2.
+        # The drawing: the image as loaded, an 8-px gap, the flipped sample (as large), at scale 2.
         drawn = draw_sample(sample, MetadataCatalog.get("tiny_browse"), "RGB", record, scale=2.0)
-        assert drawn.shape == (2 * record["height"], 2 * (record["width"] + sample["image"].shape[2]) + 8, 3)
+        assert drawn.shape == (2 * record["height"], 4 * record["width"] + 8, 3)
 
 
 def test_browse_dataset_cli(tiny_shapes, tmp_path):
@@ -55,11 +55,9 @@ def test_browse_dataset_cli(tiny_shapes, tmp_path):
     assert len(files) == 3 and all(f.endswith(".png") for f in files)
     for name in files:
         height, width = np.asarray(Image.open(tmp_path / name)).shape[:2]
-        # Drawn so that the longer side of the (<= 64 px) crop is 384 px: the 128-px image
-        # as loaded at 3 x or more on the left, the crop on the right.
-        scale = height / 128
-        assert scale >= 6 - 0.05
-        assert 0 < width - 8 - 128 * scale <= 64 * scale + 2
+        # The square crop (at most 64 px) drawn 384 px high, so that its labels can be read,
+        # beside the square image as loaded at that height.
+        assert abs(height - 384) <= 1 and abs(width - (2 * 384 + 8)) <= 2
     assert "Wrote 3 samples of tiny_browse_cli" in completed.stdout
 
 

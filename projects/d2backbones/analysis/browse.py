@@ -53,13 +53,14 @@ def _as_instances(sample_instances):
 
 def draw_sample(sample, metadata, image_format, original=None, scale=1.0):
     """A mapped sample drawn (RGB, H x W x 3 uint8): its boxes, classes and masks on the
-    augmented image, to the right of ``original`` (the record as loaded) when given."""
+    augmented image at ``scale``, to the right of ``original`` (the record as loaded),
+    when given, drawn at the same height."""
     rgb = convert_image_to_rgb(sample["image"].permute(1, 2, 0).numpy(), image_format)
     after = draw_instances(np.ascontiguousarray(rgb, dtype=np.uint8), _as_instances(sample["instances"]), metadata, scale)
     if original is None:
         return after
     loaded = read_image(original["file_name"], format="RGB")
-    before = Visualizer(loaded, metadata, scale=scale).draw_dataset_dict(original).get_image()
+    before = Visualizer(loaded, metadata, scale=after.shape[0] / loaded.shape[0]).draw_dataset_dict(original).get_image()
     height = max(before.shape[0], after.shape[0])
     gap = np.full((height, 8, 3), 255, dtype=np.uint8)
     pad = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in (before, after)]
