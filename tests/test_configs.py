@@ -18,6 +18,8 @@ from detectron2.modeling import SimpleFeaturePyramid as D2SimpleFeaturePyramid
 from detectron2.modeling import ViT as D2ViT
 from omegaconf import DictConfig, ListConfig
 
+from d2backbones.inference.tta import AUG_DEFAULTS
+
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 # configs/Pretrain/ holds pretraining models, not detectors (tests/test_mae_pretrain.py).
 NOT_DETECTORS = ("common", "Pretrain")
@@ -109,8 +111,10 @@ def shrink_model(model_cfg):
 
 def load(path):
     cfg = LazyConfig.load(str(path))
-    for key in ("model", "dataloader", "optimizer", "lr_multiplier", "train"):
+    for key in ("model", "dataloader", "optimizer", "lr_multiplier", "train", "test"):
         assert key in cfg, f"{path.name} has no `{key}`"
+    # `--eval-only test.aug.enabled=True` works on every detector config; it is off by default.
+    assert set(cfg.test.aug) == set(AUG_DEFAULTS) and cfg.test.aug.enabled is False, path.name
     return cfg
 
 
@@ -264,3 +268,4 @@ def test_vitdet_schedule(name, max_iter, milestones):
     assert cfg.train.max_iter == max_iter
     assert list(cfg.lr_multiplier.scheduler.milestones) == milestones
     assert cfg.lr_multiplier.warmup_length * max_iter == pytest.approx(250)
+

@@ -11,6 +11,7 @@ from detectron2.config import LazyCall as L
 from d2backbones.convnext import ConvNeXt, convnext_lr_decay_rate
 
 from ...common.models.cascade_mask_rcnn_fpn_hierarchical import model
+from ...common.test import test
 from .mask_rcnn_convnext_t_3x import dataloader, lr_multiplier, optimizer, train
 
 model.backbone.bottom_up = L(ConvNeXt)(

@@ -8,6 +8,7 @@ from functools import partial
 
 from d2backbones.convnext import convnext_lr_decay_rate
 
+from ...common.test import test
 from .mask_rcnn_convnext_t_3x import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.bottom_up.depths = (3, 3, 27, 3)

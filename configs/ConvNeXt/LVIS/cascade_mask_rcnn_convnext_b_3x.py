@@ -7,6 +7,7 @@ moved to LVIS with the LVIS recipe of ``configs/common/data/lvis.py``
 image, LVISEvaluator), for the same number of epochs of LVIS (100k images).
 """
 from ...common.data.lvis import lvis_iters, lvis_step_lr_multiplier, use_lvis, use_lvis_heads
+from ...common.test import test
 from ..COCO.cascade_mask_rcnn_convnext_b_3x import dataloader, model, optimizer, train
 
 BATCH_SIZE = 16

@@ -13,6 +13,7 @@ The reference's 8-GPU recipe (its v1 release: 49.9 box / 44.6 mask AP at test ra
 
 The last two rows are the v1 architecture, so the released v1 checkpoint loads as is.
 """
+from ...common.test import test
 from .mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x import (
     EPOCHS,
     dataloader,

@@ -27,6 +27,7 @@ from d2backbones.mimdet import MIMDetBackbone, MIMDetDecoder, MIMDetEncoder, Pad
 from ...common.data.coco_multiscale_crop import dataloader
 from ...common.optim import AdamW as optimizer
 from ...common.schedule import warmup_step_lr_multiplier
+from ...common.test import test
 from ...common.train import train
 
 # The reference counts a COCO epoch as 120,000 images.

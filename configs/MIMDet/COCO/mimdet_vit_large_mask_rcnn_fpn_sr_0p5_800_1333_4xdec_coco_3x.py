@@ -8,6 +8,7 @@ from functools import partial
 
 from d2backbones.mimdet import mimdet_lr_factor
 
+from ...common.test import test
 from .mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x import (
     dataloader,
     lr_multiplier,

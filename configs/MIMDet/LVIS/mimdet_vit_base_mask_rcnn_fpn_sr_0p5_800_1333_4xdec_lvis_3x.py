@@ -7,6 +7,7 @@ lr x0.1 at epochs 27 and 33) moved to LVIS with the LVIS recipe of
 loss, 300 detections per image, LVISEvaluator), for 36 epochs of LVIS (100k images).
 """
 from ...common.data.lvis import lvis_iters, lvis_step_lr_multiplier, use_lvis, use_lvis_heads
+from ...common.test import test
 from ..COCO.mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x import (
     EPOCHS,
     dataloader,

@@ -3,6 +3,7 @@
 
 Published: 51.9 box AP, 45.0 mask AP, 145M parameters.
 """
+from ...common.test import test
 from .cascade_mask_rcnn_swin_t_3x import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.bottom_up.embed_dim = 128

@@ -23,6 +23,7 @@ from ...common.data.coco_lsj import dataloader
 from ...common.models.cascade_mask_rcnn_vitdet import model
 from ...common.optim import AdamW as optimizer
 from ...common.schedule import coco_iters, step_lr_multiplier
+from ...common.test import test
 from ...common.train import train
 
 model.backbone = L(FPN)(

@@ -8,6 +8,7 @@ from detectron2.config import LazyCall as L
 from d2backbones.swin import SwinTransformer
 
 from ...common.models.cascade_mask_rcnn_fpn_hierarchical import model
+from ...common.test import test
 from .mask_rcnn_swin_t_3x import dataloader, lr_multiplier, optimizer, train
 
 model.backbone.bottom_up = L(SwinTransformer)(

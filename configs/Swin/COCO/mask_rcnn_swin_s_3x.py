@@ -4,6 +4,7 @@ recipe with the 18-block stage 3, drop path 0.2.
 
 Published: 48.5 box AP, 43.3 mask AP, 69M parameters.
 """
+from ...common.test import test
 from .mask_rcnn_swin_t_3x import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.bottom_up.depths = (2, 2, 18, 2)

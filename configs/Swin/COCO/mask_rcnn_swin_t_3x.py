@@ -20,6 +20,7 @@ from ...common.data.coco_multiscale_crop import dataloader
 from ...common.models.mask_rcnn_fpn_hierarchical import model
 from ...common.optim import AdamW as optimizer
 from ...common.schedule import coco_step_schedule
+from ...common.test import test
 from ...common.train import train
 
 model.backbone.bottom_up = L(SwinTransformer)(

@@ -5,6 +5,7 @@ drop path 0.3 and lr 1e-4 (detectron2 ``projects/ViTDet/configs/LVIS``).
 Published: 44.0 box AP, 39.6 mask AP (detectron2 ViTDet model zoo).
 """
 from ...common.data.lvis import lvis_iters, lvis_step_lr_multiplier, use_lvis, use_lvis_heads
+from ...common.test import test
 from ..COCO.cascade_mask_rcnn_swin_b_in21k_50ep import dataloader, model, optimizer, train
 
 dataloader = use_lvis(dataloader)

@@ -4,6 +4,7 @@ Swin-B recipe with Swin-L (embed 192, heads 6-48), as detectron2's
 
 Published: 46.0 box AP, 41.4 mask AP (detectron2 ViTDet model zoo).
 """
+from ...common.test import test
 from .cascade_mask_rcnn_swin_b_in21k_50ep import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.bottom_up.embed_dim = 192

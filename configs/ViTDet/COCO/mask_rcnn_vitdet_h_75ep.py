@@ -7,6 +7,7 @@ from d2backbones.vitdet import vit_lr_decay_rate
 
 from ...common.models.mask_rcnn_vitdet import windowed_blocks
 from ...common.schedule import coco_iters, step_lr_multiplier
+from ...common.test import test
 from .mask_rcnn_vitdet_b_100ep import dataloader, model, optimizer, train
 
 train.init_checkpoint = (

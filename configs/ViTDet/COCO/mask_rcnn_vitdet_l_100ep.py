@@ -5,6 +5,7 @@ from functools import partial
 from d2backbones.vitdet import vit_lr_decay_rate
 
 from ...common.models.mask_rcnn_vitdet import windowed_blocks
+from ...common.test import test
 from .mask_rcnn_vitdet_b_100ep import dataloader, lr_multiplier, model, optimizer, train
 
 train.init_checkpoint = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_large.pth?matching_heuristics=True"

@@ -8,6 +8,7 @@ Published: 40.2 box AP, 38.2 mask AP.
 """
 from ...common.data.lvis import lvis_iters, lvis_step_lr_multiplier, use_lvis_heads
 from ...common.data.lvis_lsj import dataloader
+from ...common.test import test
 from ..COCO.mask_rcnn_vitdet_b_100ep import model, optimizer, train
 
 use_lvis_heads(model.roi_heads)

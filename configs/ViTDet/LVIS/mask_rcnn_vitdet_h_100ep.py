@@ -4,6 +4,7 @@ parameter), but drop path 0.4 and lr 1e-4, as detectron2 publishes for LVIS.
 
 Published: 49.1 box AP, 46.0 mask AP.
 """
+from ...common.test import test
 from ..COCO.mask_rcnn_vitdet_h_75ep import model as _vit_h
 from ..COCO.mask_rcnn_vitdet_h_75ep import optimizer as _vit_h_optimizer
 from ..COCO.mask_rcnn_vitdet_h_75ep import train as _vit_h_train

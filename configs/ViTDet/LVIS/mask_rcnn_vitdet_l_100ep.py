@@ -3,6 +3,7 @@ COCO ViT-L backbone (drop path 0.4, layer-wise lr decay 0.8, MAE ViT-L).
 
 Published: 46.1 box AP, 43.6 mask AP.
 """
+from ...common.test import test
 from ..COCO.mask_rcnn_vitdet_l_100ep import model as _vit_l
 from ..COCO.mask_rcnn_vitdet_l_100ep import optimizer as _vit_l_optimizer
 from ..COCO.mask_rcnn_vitdet_l_100ep import train as _vit_l_train
