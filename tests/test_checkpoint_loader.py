@@ -40,6 +40,8 @@ from d2backbones.checkpoint import sources, zoo
 from d2backbones.checkpoint.loader import load_matching_shapes
 from d2backbones.checkpoint.sources import UnsafeURLError
 from d2backbones.checkpoint.zoo import ZooEntry
+from d2backbones.convnext import SparseConvNeXt
+from d2backbones.pretrain import SparK
 
 MODEL_CONFIG = "configs/common/models/mask_rcnn_vitdet.py"
 DIM, DEPTH, HEADS = 64, 2, 2
@@ -162,6 +164,12 @@ def resnet_detector():
     }
 
 
+def spark_pretraining():
+    """A SparK pretraining checkpoint with a 2-stage ConvNeXt encoder."""
+    encoder = SparseConvNeXt(depths=(1, 1, 1, 1), dims=(8, 8, 8, 8), num_stages=2)
+    return SparK(encoder=encoder, img_size=16, decoder_width=16).state_dict()
+
+
 SAMPLES = {
     "mae": lambda: {"model": mae_encoder()},
     "mae_full": lambda: {"model": mae_full()},
@@ -176,6 +184,7 @@ SAMPLES = {
     "mimdet": lambda: {"model": mimdet_release(), "iteration": 67499},
     "detectron2_swin": lambda: {"model": detectron2_swin_detector()},
     "d2": lambda: {"model": resnet_detector(), "iteration": 10, "trainer": {"iteration": 10}},
+    "spark": lambda: {"model": spark_pretraining(), "iteration": 10},
 }
 
 

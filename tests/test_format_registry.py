@@ -16,6 +16,8 @@ EXPECTED_FORMATS = [
     ("detectron2_swin", ["swin"]),
     # MAE pretraining (d2backbones.pretrain) reads MAE files to continue pretraining.
     ("mae_full", ["vitdet", "mimdet", "mae_pretraining"]),
+    # SparK pretraining (d2backbones.pretrain.SparK): its ConvNeXt encoder, or all of it to continue.
+    ("spark", ["convnext", "spark_pretraining"]),
     ("mae", ["vitdet", "mimdet", "mae_pretraining"]),
     ("timm_vit", ["vitdet"]),
     ("official_convnext", ["convnext"]),
@@ -38,7 +40,7 @@ def scratch_registry(monkeypatch):
 def test_import_fills_the_registry_in_detection_order():
     assert d2backbones.checkpoint is not None
     assert [(f.name, list(f.converters)) for f in registered_formats()] == EXPECTED_FORMATS
-    assert registered_families() == ["vitdet", "mimdet", "convnext", "swin", "mae_pretraining"]
+    assert registered_families() == ["vitdet", "mimdet", "convnext", "swin", "mae_pretraining", "spark_pretraining"]
 
 
 def test_shared_mae_formats_have_one_detect_function_each():

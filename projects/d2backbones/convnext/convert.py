@@ -3,13 +3,17 @@
 Formats ConvNeXt declares (registered at the bottom of this file):
 
 - ``official_convnext``: facebookresearch/ConvNeXt releases (``convnext_*_{1k,22k}_224.pth``);
-- ``timm_convnext``: timm's ConvNeXt classifiers.
+- ``timm_convnext``: timm's ConvNeXt classifiers;
+- ``spark`` (declared in :mod:`d2backbones.checkpoint.shared_formats`): SparK pretraining
+  with :class:`~.sparse.SparseConvNeXt`, whose encoder holds our names.
 """
 from ..checkpoint import CLASSIFIER, add_prefix, drop_keys, register_converter, register_family, register_format, rename_keys
+from ..checkpoint.shared_formats import SPARK_FORMAT, spark_encoder_keys
 from ..modeling.hierarchical import BACKBONE_PREFIX
 
 __all__ = [
     "convert_official_convnext_checkpoint",
+    "convert_spark_convnext_checkpoint",
     "convert_timm_convnext_checkpoint",
     "is_official_convnext_checkpoint",
     "is_timm_convnext_checkpoint",
@@ -59,9 +63,17 @@ def convert_official_convnext_checkpoint(state_dict, model=None):
     return add_prefix(rename_keys(kept, _OFFICIAL_TO_TIMM), BACKBONE_PREFIX)
 
 
+def convert_spark_convnext_checkpoint(state_dict, model=None):
+    """SparK pretraining state dict -> detector keys: the encoder's ``sparse_encoder.*``
+    (our names already) under ``backbone.bottom_up.``; the decoder, densify layers and
+    mask tokens are pretraining-only. ``model`` is accepted for the common signature."""
+    return add_prefix(spark_encoder_keys(state_dict), BACKBONE_PREFIX)
+
+
 register_family("convnext", ("d2backbones.convnext",))
 register_format("official_convnext", "official ConvNeXt (facebookresearch/ConvNeXt)",
                 detect=is_official_convnext_checkpoint, priority=CLASSIFIER)
 register_format("timm_convnext", "timm ConvNeXt", detect=is_timm_convnext_checkpoint, priority=CLASSIFIER)
 register_converter("official_convnext", "convnext", convert_official_convnext_checkpoint)
 register_converter("timm_convnext", "convnext", convert_timm_convnext_checkpoint)
+register_converter(SPARK_FORMAT, "convnext", convert_spark_convnext_checkpoint)

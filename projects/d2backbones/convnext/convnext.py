@@ -16,7 +16,7 @@ from timm.models.convnext import ConvNeXt as TimmConvNeXt
 from ..layers import LayerNorm2d
 from ..modeling.hierarchical import STAGE_NAMES, HierarchicalBackbone
 
-__all__ = ["CONVNEXT_SIZES", "ConvNeXt"]
+__all__ = ["CONVNEXT_SIZES", "ConvNeXt", "timm_stem_and_stages"]
 
 
 # timm's stem: a 4 x 4 convolution of stride 4.
@@ -29,6 +29,24 @@ CONVNEXT_SIZES = {
     "base": dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024)),
     "large": dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
 }
+
+
+def timm_stem_and_stages(depths, dims, in_chans, drop_path_rate, layer_scale_init_value, num_stages):
+    """timm's ConvNeXt stem and its first ``num_stages`` stages, built without weights:
+    the modules (and parameter names) of both the detection backbone and its SparK encoder.
+
+    Drop path rises over the blocks of all four stages, built or not."""
+    if len(depths) != 4 or len(dims) != 4:
+        raise ValueError(f"ConvNeXt has 4 stages; got depths={depths} and dims={dims}")
+    net = TimmConvNeXt(
+        in_chans=in_chans,
+        num_classes=0,
+        depths=tuple(depths),
+        dims=tuple(dims),
+        drop_path_rate=drop_path_rate,
+        ls_init_value=layer_scale_init_value,
+    )
+    return net.stem, net.stages[:num_stages]
 
 
 class ConvNeXt(HierarchicalBackbone):
@@ -68,19 +86,9 @@ class ConvNeXt(HierarchicalBackbone):
             use_act_checkpoint (bool): recompute each stage's blocks in the backward pass.
         """
         super().__init__()
-        if len(depths) != 4 or len(dims) != 4:
-            raise ValueError(f"ConvNeXt has 4 stages; got depths={depths} and dims={dims}")
         num_stages = self.stages_to_build(out_features, freeze_at, stem_name="stem")
-        net = TimmConvNeXt(
-            in_chans=in_chans,
-            num_classes=0,
-            depths=tuple(depths),
-            dims=tuple(dims),
-            drop_path_rate=drop_path_rate,
-            ls_init_value=layer_scale_init_value,
-        )
-        self.stem = net.stem
-        self.stages = net.stages[:num_stages]
+        self.stem, self.stages = timm_stem_and_stages(depths, dims, in_chans, drop_path_rate, layer_scale_init_value,
+                                                      num_stages)
         self._add_output_norms(out_features, dims, STEM_STRIDE, partial(LayerNorm2d, eps=1e-6))
         for stage in self.stages:
             stage.grad_checkpointing = use_act_checkpoint

@@ -1,7 +1,7 @@
 """Blocks shared by every backbone family: written once, used by all."""
 from .attention import Attention, get_rel_pos
 from .lr_decay import layer_decay_factor
-from .masking import num_visible_tokens, random_masking, unshuffle_tokens
+from .masking import num_visible_tokens, random_masking, unshuffle_tokens, upsample_mask, visible_from_noise
 from .mlp import Mlp
 from .norm import LayerNorm2d, get_norm
 from .patch_embed import PatchEmbed
@@ -29,6 +29,8 @@ __all__ = [
     "run_token_blocks",
     "sincos_pos_embed_2d",
     "unshuffle_tokens",
+    "upsample_mask",
+    "visible_from_noise",
     "window_partition",
     "window_unpartition",
 ]

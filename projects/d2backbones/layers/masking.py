@@ -7,7 +7,7 @@ decoded tokens and mask tokens back on the grid.
 """
 import torch
 
-__all__ = ["num_visible_tokens", "random_masking", "unshuffle_tokens"]
+__all__ = ["num_visible_tokens", "random_masking", "unshuffle_tokens", "upsample_mask", "visible_from_noise"]
 
 
 def num_visible_tokens(num_tokens, mask_ratio):
@@ -47,3 +47,16 @@ def random_masking(tokens, mask_ratio, noise=None):
 def unshuffle_tokens(shuffled, ids_restore):
     """Put a shuffled (B, L, C) sequence (kept tokens first, then fillers) back in grid order."""
     return shuffled.gather(1, ids_restore[..., None].expand(-1, -1, shuffled.shape[-1]))
+
+
+def visible_from_noise(noise, num_visible):
+    """(B, L) noise -> (B, L) bool, True at each row's ``num_visible`` lowest entries:
+    the tokens :func:`random_masking` keeps for the same noise, as a map instead of a list."""
+    kept = noise.argsort(dim=1)[:, :num_visible]
+    return torch.zeros_like(noise, dtype=torch.bool).scatter_(1, kept, True)
+
+
+def upsample_mask(mask, factor):
+    """(B, h, w) or (B, 1, h, w) mask -> each cell repeated ``factor`` x ``factor`` times:
+    a coarse-grid mask at a finer feature map's resolution (nearest, exact)."""
+    return mask.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
