@@ -18,7 +18,9 @@ EXPECTED_FORMATS = [
     ("mae_full", ["vitdet", "mimdet", "mae_pretraining"]),
     # SparK pretraining (d2backbones.pretrain.SparK): its ConvNeXt encoder, or all of it to continue.
     ("spark", ["convnext", "spark_pretraining"]),
-    ("mae", ["vitdet", "mimdet", "mae_pretraining"]),
+    # MaskFeat / SimMIM with a hierarchical encoder; with a ViT they are MAE encoders.
+    ("mask_token_mim", ["mask_token_pretraining", "swin"]),
+    ("mae", ["vitdet", "mimdet", "mae_pretraining", "mask_token_pretraining"]),
     ("timm_vit", ["vitdet"]),
     ("official_convnext", ["convnext"]),
     ("timm_convnext", ["convnext"]),
@@ -40,7 +42,9 @@ def scratch_registry(monkeypatch):
 def test_import_fills_the_registry_in_detection_order():
     assert d2backbones.checkpoint is not None
     assert [(f.name, list(f.converters)) for f in registered_formats()] == EXPECTED_FORMATS
-    assert registered_families() == ["vitdet", "mimdet", "convnext", "swin", "mae_pretraining", "spark_pretraining"]
+    # Swin's converters import d2backbones.pretrain, whose families register before Swin's.
+    assert registered_families() == ["vitdet", "mimdet", "convnext", "mae_pretraining", "mask_token_pretraining",
+                                     "spark_pretraining", "swin"]
 
 
 def test_shared_mae_formats_have_one_detect_function_each():

@@ -8,7 +8,7 @@ Reads ``<run>/metrics.json`` and ``<run>/model_final.pth`` (or ``--checkpoint``)
 takes the first ``--num-images`` images of the config's training data through its
 mapper (with a fixed seed, so the picture is repeatable), and writes
 ``<run>/loss_curve.png`` and ``<run>/reconstructions.png``: input, masked input,
-prediction and target per image.
+prediction and target per image (MaskFeat's HOG as oriented glyphs).
 """
 import argparse
 import os
@@ -19,8 +19,9 @@ from detectron2.config import instantiate
 from d2backbones.checkpoint import load_checkpoint
 from d2backbones.engine.config import load_config
 from d2backbones.engine.datasets import prepare_datasets
+from d2backbones.pretrain import MaskTokenPretrainer
 from d2backbones.reports import plot_training_curves
-from d2backbones.reports.reconstructions import plot_reconstructions, reconstruction_panels
+from d2backbones.reports.reconstructions import mask_token_panels, plot_reconstructions, reconstruction_panels
 
 
 def parse_args(argv=None):
@@ -51,10 +52,14 @@ def main(argv=None):
     load_checkpoint(model, args.checkpoint or os.path.join(args.run, "model_final.pth"))
     images = sample_images(cfg, args.num_images, args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    noise = torch.rand(len(images), model.grid * model.grid, generator=generator)
+    if isinstance(model, MaskTokenPretrainer):
+        panels = mask_token_panels(model, images, model.sample_mask(len(images), images.shape[-2:], generator))
+        mask_ratio = model.mask_generator.mask_ratio
+    else:
+        noise = torch.rand(len(images), model.grid * model.grid, generator=generator)
+        panels, mask_ratio = reconstruction_panels(model, images, noise), model.mask_ratio
     name = os.path.basename(os.path.normpath(args.run))
-    plot_reconstructions(reconstruction_panels(model, images, noise), os.path.join(args.run, "reconstructions.png"),
-                         title=f"{name}: mask ratio {model.mask_ratio}")
+    plot_reconstructions(panels, os.path.join(args.run, "reconstructions.png"), title=f"{name}: mask ratio {mask_ratio}")
     plot_training_curves(os.path.join(args.run, "metrics.json"), os.path.join(args.run, "loss_curve.png"), title=name)
     print(f"wrote {args.run}/reconstructions.png and {args.run}/loss_curve.png")
 

@@ -71,3 +71,12 @@ def unlabeled_train_loader(names, total_batch_size, num_workers):
         # Every crop is a square: grouping by aspect ratio has nothing to do.
         aspect_ratio_grouping=False,
     )
+
+
+def unlabeled_dataloader(names, total_batch_size, num_workers, image_size, image_size_multiple, scale=(0.2, 1.0)):
+    """A pretraining config's ``dataloader``: :func:`unlabeled_train_loader` with the crop's
+    ``scale`` range, ``image_size`` / ``image_size_multiple`` for the size checks, and no
+    evaluation while pretraining."""
+    train = unlabeled_train_loader(names, total_batch_size, num_workers)
+    train.mapper.scale = scale
+    return dict(image_size=image_size, image_size_multiple=image_size_multiple, train=train, evaluator=None)

@@ -1,7 +1,15 @@
 """Blocks shared by every backbone family: written once, used by all."""
 from .attention import Attention, get_rel_pos
 from .lr_decay import layer_decay_factor
-from .masking import num_visible_tokens, random_masking, unshuffle_tokens, upsample_mask, visible_from_noise
+from .masking import (
+    block_masking,
+    num_visible_tokens,
+    random_masking,
+    random_patch_masking,
+    unshuffle_tokens,
+    upsample_mask,
+    visible_from_noise,
+)
 from .mlp import Mlp
 from .norm import LayerNorm2d, get_norm
 from .patch_embed import PatchEmbed
@@ -18,12 +26,14 @@ __all__ = [
     "Mlp",
     "PatchEmbed",
     "ResBottleneckBlock",
+    "block_masking",
     "get_norm",
     "get_rel_pos",
     "layer_decay_factor",
     "mae_weight_init",
     "num_visible_tokens",
     "random_masking",
+    "random_patch_masking",
     "resize_abs_pos_embed",
     "resize_rel_pos_bias_table",
     "run_token_blocks",

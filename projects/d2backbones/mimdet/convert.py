@@ -133,8 +133,11 @@ def convert_mae_checkpoint(state_dict, model=None, allow_random_decoder=None):
         logger.info("No model given: converting the MAE checkpoint for the reference MIMDet (800 px grid, 4 decoder blocks)")
 
     used_blocks = "|".join(str(i) for i in range(decoder_depth))
-    skipped = [r"^cls_token$", r"^patch_embed\.", r"^decoder_pred\.", rf"^decoder_blocks\.(?!({used_blocks})\.)"]
-    if not keeps_mask_token:
+    # decoder.*: the head of a mask-token method (MaskFeat, SimMIM), encoder-only to MIMDet.
+    skipped = [r"^cls_token$", r"^patch_embed\.", r"^decoder_pred\.", rf"^decoder_blocks\.(?!({used_blocks})\.)",
+               r"^decoder\."]
+    # Without an MAE decoder a mask token is the encoder's (MaskFeat, SimMIM), not the decoder's.
+    if not keeps_mask_token or missing_decoder:
         skipped.append(r"^mask_token$")
     kept, dropped = drop_keys(state_dict, skipped)
     for key, grid in grids.items():

@@ -5,6 +5,10 @@ Formats Swin declares (registered at the bottom of this file):
 - ``detectron2_swin``: a detector of detectron2's ViTDet project with its ``SwinTransformer``;
 - ``official_swin``: microsoft/Swin-Transformer releases (``swin_*_patch4_window*.pth``);
 - ``timm_swin``: timm's Swin classifiers.
+
+and its converter for ``mask_token_mim`` (declared in
+:mod:`d2backbones.pretrain.mask_token_checkpoint`): Swin pretrained with a mask token
+(SimMIM or MaskFeat, by :class:`~.masked.MaskedSwinTransformer` or SimMIM's release).
 """
 import logging
 
@@ -21,10 +25,12 @@ from ..checkpoint import (
 )
 from ..layers import resize_rel_pos_bias_table
 from ..modeling.hierarchical import BACKBONE_PREFIX
+from ..pretrain.mask_token_checkpoint import MASK_TOKEN_FORMAT, mask_token_encoder_keys
 from .swin import SwinTransformer
 
 __all__ = [
     "convert_detectron2_swin_checkpoint",
+    "convert_mask_token_swin_checkpoint",
     "convert_official_swin_checkpoint",
     "convert_timm_swin_checkpoint",
     "is_detectron2_swin_checkpoint",
@@ -118,6 +124,22 @@ def convert_detectron2_swin_checkpoint(state_dict, model=None):
     return {**rest, **converted}
 
 
+def convert_mask_token_swin_checkpoint(state_dict, model=None):
+    """Mask-token pretraining of a Swin -> detector keys (``backbone.bottom_up.*``).
+
+    The encoder's weights only: its mask token and the prediction head have no place
+    in a detector, and its one output norm fills the detector's norm of that stage.
+    SimMIM's releases hold the official Swin layout (patch merging at stage ends, a
+    final ``norm``), moved as for ``official_swin``. Bias tables are resized to
+    ``model``'s window when given (SimMIM pretrains Swin-B at window 6).
+    """
+    encoder, _ = drop_keys(mask_token_encoder_keys(state_dict), _BUFFER_KEYS, source="mask-token Swin")
+    if _DOWNSAMPLE_AT_STAGE_END in encoder:
+        encoder, _ = drop_keys(encoder, _CLASSIFIER_KEYS, source="SimMIM Swin")
+        encoder = rename_keys(encoder, _DOWNSAMPLE_TO_NEXT_STAGE)
+    return add_prefix(_resize_bias_tables(encoder, model), BACKBONE_PREFIX)
+
+
 register_family("swin", ("d2backbones.swin", "detectron2.modeling.backbone.swin"))
 register_format("detectron2_swin", "Swin detector of detectron2's ViTDet project",
                 detect=is_detectron2_swin_checkpoint, priority=DETECTOR)
@@ -127,3 +149,4 @@ register_format("timm_swin", "timm Swin", detect=is_timm_swin_checkpoint, priori
 register_converter("detectron2_swin", "swin", convert_detectron2_swin_checkpoint)
 register_converter("official_swin", "swin", convert_official_swin_checkpoint)
 register_converter("timm_swin", "swin", convert_timm_swin_checkpoint)
+register_converter(MASK_TOKEN_FORMAT, "swin", convert_mask_token_swin_checkpoint)

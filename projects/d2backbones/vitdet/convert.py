@@ -42,8 +42,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "backbone.net."
-# Encoder parts with no place in a detector, and the MAE decoder.
-UNUSED_ENCODER_KEYS = (r"^cls_token$", r"^norm\.", r"^fc_norm\.", r"^head\.", r"^mask_token$", r"^decoder_")
+# Encoder parts with no place in a detector, the MAE decoder, and the head of the
+# mask-token methods (``decoder.*``, SimMIM's name; d2backbones.pretrain.mask_token).
+UNUSED_ENCODER_KEYS = (r"^cls_token$", r"^norm\.", r"^fc_norm\.", r"^head\.", r"^mask_token$", r"^decoder_",
+                       r"^decoder\.")
 
 
 def is_timm_vit_checkpoint(state_dict):
