@@ -26,7 +26,9 @@ def resize_abs_pos_embed(pos_embed, has_cls_token, hw):
             f"{'dropped' if has_cls_token else 'absent'}), which is not a square grid"
         )
     grid = pos_embed.reshape(1, side, side, -1)
-    if (side, side) == tuple(hw):
+    # A trace keeps only the branch it took, so it always resizes (at the stored size
+    # an exact copy): a trace at that size then still serves every other grid.
+    if (side, side) == tuple(hw) and not torch.jit.is_tracing():
         return grid
     grid = F.interpolate(grid.permute(0, 3, 1, 2), size=tuple(hw), mode="bicubic", align_corners=False)
     return grid.permute(0, 2, 3, 1)

@@ -90,8 +90,14 @@ class MIMDetEncoder(nn.Module):
         tokens = stem_maps[-1].flatten(2).transpose(1, 2)
         tokens = tokens + resize_abs_pos_embed(self.pos_embed, True, (height, width)).flatten(1, 2)
 
-        valid = valid_token_mask(image_sizes, (height, width), batch, x.device)
-        kept = sample_kept_tokens(valid, num_kept_tokens(height * width, sample_ratio))
+        if sample_ratio == 1.0:
+            # Every token in grid order, which is what sampling returns at ratio 1, without
+            # its Python token count and padding sizes: a trace would freeze those at the
+            # traced input's size (tools/export_model.py traces this path).
+            kept = torch.arange(height * width, device=x.device).expand(batch, -1)
+        else:
+            valid = valid_token_mask(image_sizes, (height, width), batch, x.device)
+            kept = sample_kept_tokens(valid, num_kept_tokens(height * width, sample_ratio))
         latent = run_token_blocks(self.blocks, gather_tokens(tokens, kept), self.use_act_checkpoint)
         return {"stem": stem_maps, "latent": self.norm(latent), "kept": kept, "grid": (height, width)}
 
