@@ -20,6 +20,8 @@ CONFIGS_PACKAGE = "d2backbones.model_zoo.configs"
 # The ONNX exporter and its check with ONNX Runtime; torch.onnx.export's default
 # (dynamo) path needs onnxscript.
 EXPORT_REQUIRES = ["onnx>=1.17", "onnxruntime>=1.18", "onnxscript>=0.2"]
+# tools/analyze_results.py: TIDE's error breakdown, by its authors' implementation.
+ANALYSIS_REQUIRES = ["tidecv>=1.0.1"]
 
 
 def config_packages():
@@ -65,7 +67,7 @@ setup(
     ],
     extras_require={
         "export": EXPORT_REQUIRES,
-        # TIDE: error analysis of detections.
-        "dev": ["pytest>=8", "hypothesis>=6", "import-linter>=2.0", "tidecv>=1.0.1"] + EXPORT_REQUIRES,
+        "analysis": ANALYSIS_REQUIRES,
+        "dev": ["pytest>=8", "hypothesis>=6", "import-linter>=2.0"] + EXPORT_REQUIRES + ANALYSIS_REQUIRES,
     },
 )
