@@ -170,6 +170,16 @@ def spark_pretraining():
     return SparK(encoder=encoder, img_size=16, decoder_width=16).state_dict()
 
 
+def simmim_swin_pretraining():
+    """A SimMIM / MaskFeat checkpoint of a Swin encoder: ``encoder.*`` with a mask token, ``decoder.*``."""
+    return {
+        "encoder.mask_token": torch.randn(1, 1, 16),
+        "encoder.patch_embed.proj.weight": torch.randn(16, 3, 4, 4),
+        "encoder.layers.0.blocks.0.attn.qkv.weight": torch.randn(48, 16),
+        "decoder.0.weight": torch.randn(48, 16, 1, 1),
+    }
+
+
 SAMPLES = {
     "mae": lambda: {"model": mae_encoder()},
     "mae_full": lambda: {"model": mae_full()},
@@ -185,6 +195,7 @@ SAMPLES = {
     "detectron2_swin": lambda: {"model": detectron2_swin_detector()},
     "d2": lambda: {"model": resnet_detector(), "iteration": 10, "trainer": {"iteration": 10}},
     "spark": lambda: {"model": spark_pretraining(), "iteration": 10},
+    "mask_token_mim": lambda: {"model": simmim_swin_pretraining(), "iteration": 10},
 }
 
 
