@@ -19,18 +19,11 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..layers import (
-    Block,
-    PatchEmbed,
-    mae_weight_init,
-    random_masking,
-    run_token_blocks,
-    sincos_pos_embed_2d,
-    unshuffle_tokens,
-)
+from ..layers import Block, random_masking, run_token_blocks, sincos_pos_embed_2d, unshuffle_tokens
 from .base import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD, ImagePretrainer
 from .loss import masked_patch_mse
 from .targets import build_target
+from .vit_encoder import check_patch_grid, init_mae_encoder, mae_encoder_parts, prepend_cls_token
 
 __all__ = ["MaskedAutoencoderViT"]
 
@@ -84,23 +77,14 @@ class MaskedAutoencoderViT(ImagePretrainer):
             Others as in ``models_mae.MaskedAutoencoderViT``.
         """
         super().__init__(pixel_mean, pixel_std, input_format)
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
         self.patch_size, self.mask_ratio = patch_size, mask_ratio
         self.grid = img_size // patch_size
         self.use_act_checkpoint = use_act_checkpoint
         self.target = build_target(target, patch_size, in_chans=in_chans) if isinstance(target, str) else target
 
-        self.patch_embed = PatchEmbed((patch_size, patch_size), (patch_size, patch_size), in_chans=in_chans,
-                                      embed_dim=embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        # Fixed, yet a parameter (requires_grad=False) as in MAE, so it is in the state dict.
-        self.pos_embed = nn.Parameter(sincos_pos_embed_2d(embed_dim, self.grid), requires_grad=False)
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
-            for _ in range(depth)
+        self.patch_embed, self.cls_token, self.pos_embed, self.blocks, self.norm = mae_encoder_parts(
+            img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, norm_layer
         )
-        self.norm = norm_layer(embed_dim)
 
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
@@ -114,19 +98,9 @@ class MaskedAutoencoderViT(ImagePretrainer):
         self._init_weights()
 
     def _init_weights(self):
-        # The patch conv as a linear layer over its flattened kernel, as MAE does.
-        nn.init.xavier_uniform_(self.patch_embed.proj.weight.view(self.patch_embed.proj.weight.shape[0], -1))
-        nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
-        for module in (*self.blocks, self.norm, self.decoder_embed, *self.decoder_blocks, self.decoder_norm,
-                       self.decoder_pred):
-            module.apply(mae_weight_init)
-
-    def _check_grid(self, grid):
-        if tuple(grid) != (self.grid, self.grid):
-            size = self.grid * self.patch_size
-            raise ValueError(f"MAE input gives a {grid[0]}x{grid[1]} patch grid but pos_embed is fixed at "
-                             f"{self.grid}x{self.grid}: feed {size}x{size} crops or set img_size")
+        init_mae_encoder(self.patch_embed, (self.cls_token, self.mask_token),
+                         (*self.blocks, self.norm, self.decoder_embed, *self.decoder_blocks, self.decoder_norm,
+                          self.decoder_pred))
 
     def forward_encoder(self, images, mask_ratio, noise=None):
         """Encode the visible patches of each image.
@@ -142,11 +116,11 @@ class MaskedAutoencoderViT(ImagePretrainer):
             ids_restore (Tensor): (B, L).
         """
         tokens = self.patch_embed(images)
-        self._check_grid(tokens.shape[1:3])
+        check_patch_grid(tokens.shape[1:3], self.grid, self.patch_size, "MAE")
         tokens = tokens.flatten(1, 2) + self.pos_embed[:, 1:].to(tokens.dtype)
         visible, mask, ids_restore = random_masking(tokens, mask_ratio, noise)
-        cls = (self.cls_token + self.pos_embed[:, :1]).to(visible.dtype).expand(visible.shape[0], -1, -1)
-        latent = run_token_blocks(self.blocks, torch.cat([cls, visible], dim=1), self.use_act_checkpoint)
+        latent = run_token_blocks(self.blocks, prepend_cls_token(visible, self.cls_token, self.pos_embed),
+                                  self.use_act_checkpoint)
         return self.norm(latent), mask, ids_restore
 
     def forward_decoder(self, latent, ids_restore):

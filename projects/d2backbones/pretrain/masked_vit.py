@@ -15,7 +15,8 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..layers import Block, PatchEmbed, mae_weight_init, run_token_blocks, sincos_pos_embed_2d
+from ..layers import run_token_blocks
+from .vit_encoder import check_patch_grid, init_mae_encoder, mae_encoder_parts, prepend_cls_token
 
 __all__ = ["MaskTokenViT"]
 
@@ -50,46 +51,27 @@ class MaskTokenViT(nn.Module):
             Others as MAE's encoder.
         """
         super().__init__()
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
         self.patch_size = self.out_stride = patch_size
         self.out_channels = embed_dim
         self.grid = img_size // patch_size
         self.use_act_checkpoint = use_act_checkpoint
-        self.patch_embed = PatchEmbed((patch_size, patch_size), (patch_size, patch_size), in_chans=in_chans,
-                                      embed_dim=embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, embed_dim))
         # Fixed sin-cos with a cls slot, MAE's: the detectors' converters read it as MAE's.
-        self.pos_embed = nn.Parameter(sincos_pos_embed_2d(embed_dim, self.grid), requires_grad=False)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=rate, norm_layer=norm_layer)
-            for rate in rates
+        self.patch_embed, self.cls_token, self.pos_embed, self.blocks, self.norm = mae_encoder_parts(
+            img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, norm_layer, drop_path_rate
         )
-        self.norm = norm_layer(embed_dim)
-        self._init_weights()
-
-    def _init_weights(self):
-        nn.init.xavier_uniform_(self.patch_embed.proj.weight.view(self.patch_embed.proj.weight.shape[0], -1))
-        nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
-        for module in (*self.blocks, self.norm):
-            module.apply(mae_weight_init)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, embed_dim))
+        init_mae_encoder(self.patch_embed, (self.cls_token, self.mask_token), (*self.blocks, self.norm))
 
     def forward(self, images, mask):
         tokens = self.patch_embed(images)
         batch, rows, cols, channels = tokens.shape
-        if (rows, cols) != (self.grid, self.grid):
-            size = self.grid * self.patch_size
-            raise ValueError(f"the masked ViT got a {rows}x{cols} patch grid but pos_embed is fixed at "
-                             f"{self.grid}x{self.grid}: feed {size}x{size} crops or set img_size")
+        check_patch_grid((rows, cols), self.grid, self.patch_size, "the masked ViT")
         if tuple(mask.shape[1:]) != (rows, cols):
             raise ValueError(f"mask {tuple(mask.shape)} does not cover the {rows}x{cols} patch grid")
         weight = mask[..., None].to(tokens.dtype)
         tokens = tokens * (1 - weight) + self.mask_token.to(tokens.dtype) * weight
         tokens = tokens.flatten(1, 2) + self.pos_embed[:, 1:].to(tokens.dtype)
-        cls = (self.cls_token + self.pos_embed[:, :1]).to(tokens.dtype).expand(batch, -1, -1)
-        x = run_token_blocks(self.blocks, torch.cat([cls, tokens], dim=1), self.use_act_checkpoint)
+        x = run_token_blocks(self.blocks, prepend_cls_token(tokens, self.cls_token, self.pos_embed),
+                             self.use_act_checkpoint)
         x = self.norm(x)[:, 1:]
         return x.transpose(1, 2).reshape(batch, channels, rows, cols)
