@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from ..engine.checkpoint import AtomicFile
+
 __all__ = ["RUN_RECORD", "RunFailed", "is_done", "run_plan", "run_record"]
 
 # Written beside each run's outputs when its process succeeds: its command and cost.
@@ -52,9 +54,8 @@ def _train(run, log):
                         "rerun the same command to retry it (finished runs are kept)")
     record = {"name": run.name, "kind": run.kind, "config_file": run.config_file, "overrides": list(run.overrides),
               "wall_s": round(wall_s, 1), "cpu_s": round(cpu_s, 1)}
-    with open(os.path.join(run.output_dir, RUN_RECORD + ".tmp"), "w") as f:
+    with AtomicFile(os.path.join(run.output_dir, RUN_RECORD), "w") as f:
         json.dump(record, f, indent=1)
-    os.replace(os.path.join(run.output_dir, RUN_RECORD + ".tmp"), os.path.join(run.output_dir, RUN_RECORD))
     log(f"[fair_compare] {run.name}: done in {wall_s:.0f} s wall, {cpu_s:.0f} s CPU")
     return record
 

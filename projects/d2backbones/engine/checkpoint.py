@@ -18,7 +18,7 @@ import zipfile
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["AtomicCheckpointer", "checkpoint_is_complete", "trim_metrics_after"]
+__all__ = ["AtomicCheckpointer", "AtomicFile", "checkpoint_is_complete", "trim_metrics_after"]
 
 logger = logging.getLogger("d2backbones")
 
@@ -34,8 +34,9 @@ def _fsync_directory(path):
         os.close(fd)
 
 
-class _AtomicFile:
-    """``open()`` on ``path + ".tmp"``; closing it without error renames it over ``path``."""
+class AtomicFile:
+    """``open()`` on ``path + ".tmp"``; closing it without error renames it over ``path``
+    (flushed and synced first), so a reader never sees half a file; an error removes it."""
 
     def __init__(self, path, mode):
         self.path, self.temp_path = path, path + TEMP_SUFFIX
@@ -64,7 +65,7 @@ class _AtomicWritePathManager:
 
     def open(self, path, mode="r", **kwargs):
         if any(flag in mode for flag in "wx") and "://" not in path:
-            return _AtomicFile(path, mode)
+            return AtomicFile(path, mode)
         return self._base.open(path, mode, **kwargs)
 
     def __getattr__(self, name):

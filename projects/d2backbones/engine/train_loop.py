@@ -19,7 +19,7 @@ from detectron2.utils.registry import locate
 from ..checkpoint import load_checkpoint, zoo_entry_for
 from ..inference.results import finite_only, json_safe, summarize
 from ..inference.tta import maybe_with_tta
-from .checkpoint import AtomicCheckpointer, trim_metrics_after
+from .checkpoint import AtomicCheckpointer, AtomicFile, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
 from .guards import GuardedAMPTrainer, GuardedSimpleTrainer, NonFiniteLossGuard
 from .model_ema import ModelEmaHook, build_model_ema, load_ema_weights
@@ -206,7 +206,6 @@ def write_results(cfg, results, config_file, seconds):
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     os.makedirs(cfg.train.output_dir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
+    with AtomicFile(path, "w") as f:
         json.dump(record, f, indent=2, allow_nan=False)
-    os.replace(path + ".tmp", path)
     return path
