@@ -86,3 +86,14 @@ def test_tiny_comparison_runs_reports_and_resumes(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and ": training, log in" not in again.stdout
     assert open(tmp_path / "fair_compare.md").read() == table
+
+
+def test_a_small_pool_is_refused_by_the_tool_in_one_line(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "tools/fair_compare.py", "--output", str(tmp_path), "--pool-size", "5000"],
+        capture_output=True, text=True, timeout=300,
+    )
+    lines = completed.stderr.strip().splitlines()
+    assert completed.returncode == 1
+    assert lines[-1].startswith("error: --pool-size 5000 is under 10x") and "Traceback" not in completed.stderr
+    assert not os.listdir(tmp_path)
