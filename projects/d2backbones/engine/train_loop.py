@@ -18,6 +18,7 @@ from detectron2.utils.registry import locate
 
 from ..checkpoint import load_checkpoint, zoo_entry_for
 from ..inference.results import finite_only, json_safe, summarize
+from ..inference.mask_paste import with_batch_pasting
 from ..inference.tta import maybe_with_tta
 from .checkpoint import AtomicCheckpointer, AtomicFile, trim_metrics_after
 from .data_loading import build_test_loader, build_train_loader
@@ -68,7 +69,8 @@ def do_test(cfg, model):
     (``dataloader.evaluator=null`` turns evaluation off)."""
     if cfg.dataloader.get("evaluator") is None:
         return {}
-    model = maybe_with_tta(cfg, model)
+    # The detector's own outputs, with each image's masks pasted in one go.
+    model = with_batch_pasting(maybe_with_tta(cfg, model))
     results = inference_on_dataset(model, build_test_loader(cfg), instantiate(evaluator_config(cfg)))
     if comm.is_main_process():
         print_csv_format(results)

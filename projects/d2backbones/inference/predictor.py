@@ -17,6 +17,7 @@ from detectron2.data.catalog import Metadata
 from detectron2.data.detection_utils import read_image
 
 from ..checkpoint import load_checkpoint
+from .mask_paste import with_batch_pasting
 
 __all__ = ["Predictor", "config_metadata"]
 
@@ -129,7 +130,7 @@ class Predictor:
         Returns a list of ``Instances`` on the CPU, in each image's pixel coordinates.
         """
         inputs = [self._model_input(image, input_format) for image in images]
-        return [output["instances"].to("cpu") for output in self.model(inputs)]
+        return [output["instances"].to("cpu") for output in with_batch_pasting(self.model)(inputs)]
 
     def __call__(self, image, input_format="BGR"):
         """Detections of one image: an HxWx3 uint8 array in ``input_format``

@@ -1,4 +1,5 @@
 """Detector parts shared by several backbone families (ROI heads, builders)."""
 from .cascade_roi_heads import MMDetCascadeROIHeads
+from .chunked_roi_heads import ChunkedStandardROIHeads
 
-__all__ = ["MMDetCascadeROIHeads"]
+__all__ = ["ChunkedStandardROIHeads", "MMDetCascadeROIHeads"]

@@ -2,7 +2,8 @@
 
 Some upstream code reads a value from a module global at call time and offers no
 argument or hook to pass another one: detectron2's ``COCOEvaluator`` takes its fast
-``COCOeval`` from ``coco_evaluation.COCOeval_opt``, and ``lvis`` 0.5.3 calls
+``COCOeval`` from ``coco_evaluation.COCOeval_opt`` and its record converter from
+``coco_evaluation.instances_to_coco_json``, and ``lvis`` 0.5.3 calls
 ``np.float``, which numpy 1.24 removed. Where a subclass or an adapter can avoid it,
 do that instead; where it cannot, set the attribute through ``temporarily_set`` so
 that every such swap is scoped, restored, and findable by grepping for one name.
