@@ -48,7 +48,7 @@ def test_one_identity_scale_without_flip_is_plain_inference(config):
 
 @pytest.mark.parametrize("config", FAMILY_CONFIGS)
 def test_flip_and_three_scales_run_for_every_family(config):
-    """Scales below, at and above the 128-px demo side; ViTDet caps them at its square."""
+    """Scales below, at and above the 128-px demo side (and ViTDet's padding square)."""
     model = demo_model(config)
     with torch.no_grad():
         out = DetectorWithTTA(model, min_sizes=[96, 128, 160], flip=True)([image_input()])[0]["instances"]
@@ -58,11 +58,24 @@ def test_flip_and_three_scales_run_for_every_family(config):
     assert out.pred_boxes.tensor.min() >= 0 and out.pred_boxes.tensor.max() <= SIDE
 
 
-def test_vitdet_scales_are_capped_at_its_padding_square():
+def test_vitdet_copies_above_its_padding_square_get_their_own_square():
+    """The 160-px copies are padded to 160 (not cropped to the 128 square), the others
+    to the model's square, and the model's square is restored afterwards."""
     model = demo_model("configs/demo/vitdet_tiny.py")
     tta = DetectorWithTTA(model, min_sizes=[96, 160], max_size=4000)
     copies = tta.mapper(image_input())
-    assert [tuple(c["image"].shape[1:]) for c in copies] == [(96, 96), (96, 96), (SIDE, SIDE), (SIDE, SIDE)]
+    assert [tuple(c["image"].shape[1:]) for c in copies] == [(96, 96), (96, 96), (160, 160), (160, 160)]
+    padded = []
+    real_backbone_forward = model.backbone.forward
+    model.backbone.forward = lambda x: padded.append(tuple(x.shape[2:])) or real_backbone_forward(x)
+    with torch.no_grad():
+        out = tta([image_input()])[0]["instances"]
+    assert sorted(set(padded)) == [(SIDE, SIDE), (160, 160)]
+    assert model.backbone.padding_constraints["square_size"] == SIDE
+    assert out.image_size == (SIDE, SIDE) and len(out) > 0
+    # Copies that fit take the model's square; larger ones the next multiple of the coarsest stride (16).
+    assert tta._copy_square({"image": torch.zeros(3, 96, 120)}) == SIDE
+    assert tta._copy_square({"image": torch.zeros(3, 150, 100)}) == 160
 
 
 class MirroredObjectModel:

@@ -11,13 +11,16 @@ and follows the same recipe:
 3. map the merged boxes into every copy, predict masks for them there, mirror
    the flipped ones back, and average the mask probabilities.
 
-Models that pad every input to a fixed square (ViTDet's ``square_pad``, sized for
-its position tables) cannot take a larger copy: ``max_size`` is capped at that square,
-so a short side above it gives the square-sized copy again (logged).
+Models that pad every input to a fixed square (ViTDet's ``square_pad``) run a copy
+larger than that square padded to its own square, a multiple of the backbone's
+``size_divisibility``: the ViT resizes its position embedding and rel-pos tables to
+any grid, as it does for a checkpoint pretrained at another size. Copies that fit
+the square are padded to it as in plain inference, so the identity scale is exact.
 """
 import copy
 import logging
-from contextlib import contextmanager
+import math
+from contextlib import contextmanager, nullcontext
 
 import torch
 from detectron2.modeling import GeneralizedRCNN
@@ -122,6 +125,17 @@ def _square_size(model):
     return getattr(model.backbone, "padding_constraints", {}).get("square_size", 0)
 
 
+@contextmanager
+def _padded_to(backbone, square):
+    """Pad inputs to ``square`` meanwhile (a backbone with a ``square_pad`` attribute)."""
+    original = backbone.square_pad
+    backbone.square_pad = square
+    try:
+        yield
+    finally:
+        backbone.square_pad = original
+
+
 class DetectorWithTTA(nn.Module):
     """A ``GeneralizedRCNN`` (or subclass, e.g. MIMDet's ``PaddingAwareRCNN``) that
     predicts with test-time augmentation. Called as the detector in eval mode:
@@ -132,7 +146,7 @@ class DetectorWithTTA(nn.Module):
         Args:
             model (GeneralizedRCNN): the detector, optionally DDP-wrapped.
             min_sizes (list[int]): short sides of the scaled copies.
-            max_size (int): long side at most; capped at the model's padding square.
+            max_size (int): long side at most.
             flip (bool): add the horizontal mirror of every scaled copy.
             merge (str): "nms" or "soft_nms", see :func:`merge_detections`.
             soft_nms_sigma (float): soft-NMS decay width.
@@ -149,12 +163,10 @@ class DetectorWithTTA(nn.Module):
             raise ValueError("test.aug.min_sizes is empty: give the short sides to test at, e.g. test.aug.min_sizes=[96,128,160]")
         if merge not in MERGE_METHODS:
             raise ValueError(f"test.aug.merge={merge!r} is unknown: use one of {MERGE_METHODS}")
-        square = _square_size(model)
-        if square and max_size > square:
-            logger.info(f"TTA: max_size {max_size} capped at the model's padding square {square}.")
-            max_size = square
-        if square and max(min_sizes) > square:
-            logger.info(f"TTA: short sides above {square} give the {square}-px copy again (the square fixes the size).")
+        self.square = _square_size(model)
+        if self.square and not hasattr(model.backbone, "square_pad"):
+            raise TypeError(f"{type(model.backbone).__name__} pads to a fixed square but has no square_pad attribute "
+                            "to pad larger copies with: turn test.aug.enabled off")
         self.model = model
         self.mapper = DatasetMapperTTA(min_sizes=list(min_sizes), max_size=max_size, flip=flip)
         self.merge = merge
@@ -172,14 +184,29 @@ class DetectorWithTTA(nn.Module):
         finally:
             roi_heads.mask_on = mask_on
 
+    def _copy_square(self, copy_input):
+        """The square a copy is padded to: the model's, or a larger one that holds it."""
+        side = max(copy_input["image"].shape[1:3])
+        if side <= self.square:
+            return self.square
+        divisor = self.model.backbone.padding_constraints.get("size_divisibility", 0) or 1
+        return math.ceil(side / divisor) * divisor
+
     def _run(self, inputs, given=None):
-        """``model.inference`` without post-processing, ``batch_size`` copies at a time.
-        Instances are in each copy's own pixels."""
-        outputs = []
-        for start in range(0, len(inputs), self.batch_size):
-            chunk = inputs[start : start + self.batch_size]
-            boxes = None if given is None else given[start : start + self.batch_size]
-            outputs.extend(self.model.inference(chunk, boxes, do_postprocess=False))
+        """``model.inference`` without post-processing, ``batch_size`` copies at a time
+        (copies padded to one square together). Instances are in each copy's own pixels."""
+        groups = {}
+        for index, copy_input in enumerate(inputs):
+            groups.setdefault(self._copy_square(copy_input) if self.square else 0, []).append(index)
+        outputs = [None] * len(inputs)
+        for square, indices in groups.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                boxes = None if given is None else [given[i] for i in chunk]
+                with _padded_to(self.model.backbone, square) if self.square else nullcontext():
+                    results = self.model.inference([inputs[i] for i in chunk], boxes, do_postprocess=False)
+                for i, result in zip(chunk, results):
+                    outputs[i] = result
         return outputs
 
     def forward(self, batched_inputs):

@@ -49,6 +49,9 @@ class SimpleFeaturePyramid(Backbone):
             top_block (nn.Module or None): extra coarser levels, e.g. ``LastLevelMaxPool``.
             norm (str): norm of the pyramid convs ("LN" for ViTDet, "" for none).
             square_pad (int): pad every input to this square size (0 disables it).
+                Kept as the public attribute ``square_pad``: test-time augmentation
+                raises it for a copy larger than the square (the ViT resizes its
+                position tables to any grid).
         """
         super().__init__()
         if not isinstance(net, Backbone):
@@ -91,7 +94,7 @@ class SimpleFeaturePyramid(Backbone):
         self._out_features = list(self._out_feature_strides)
         self._out_feature_channels = {name: out_channels for name in self._out_features}
         self._size_divisibility = strides[-1]
-        self._square_pad = square_pad
+        self.square_pad = square_pad
 
     @property
     def size_divisibility(self):
@@ -99,7 +102,7 @@ class SimpleFeaturePyramid(Backbone):
 
     @property
     def padding_constraints(self):
-        return {"size_divisibility": self._size_divisibility, "square_size": self._square_pad}
+        return {"size_divisibility": self._size_divisibility, "square_size": self.square_pad}
 
     def forward(self, x):
         """
