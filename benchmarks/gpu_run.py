@@ -42,6 +42,7 @@ from d2backbones.benchmarking import (
     build_model_and_optimizer,
     check_step,
     machine_description,
+    max_rel_err,
     peak_rss_growth_mb,
     synthetic_batch,
     time_alternately,
@@ -81,10 +82,6 @@ def memory_mb(device, fn, absolute=False):
     fn()
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - before) / 2**20
-
-
-def max_rel_err(actual, expected):
-    return ((actual.float() - expected.float()).abs().max() / expected.float().abs().max()).item()
 
 
 # ---- detector ------------------------------------------------------------

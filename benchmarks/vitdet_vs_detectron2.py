@@ -21,7 +21,7 @@ from functools import partial
 
 import torch
 
-from d2backbones.benchmarking import machine_description, peak_rss_growth_mb, run_worker, time_alternately
+from d2backbones.benchmarking import machine_description, max_rel_err, peak_rss_growth_mb, run_worker, time_alternately
 from d2backbones.reports.markdown import format_cell, markdown_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,10 +72,6 @@ def forward_backward(module, x):
     outputs = out if isinstance(out, dict) else {"out": out}
     sum(feature.square().mean() for feature in outputs.values()).backward()
     return {name: feature.detach() for name, feature in outputs.items()}, x.grad
-
-
-def max_rel_err(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 def matched_backbones():

@@ -48,7 +48,9 @@ from functools import partial
 import numpy as np
 import torch
 
-from d2backbones.benchmarking import machine_description, peak_rss_growth_mb, run_worker, synthetic_batch, time_alternately
+from d2backbones.benchmarking import (
+    machine_description, max_rel_err, peak_rss_growth_mb, run_worker, synthetic_batch, time_alternately,
+)
 from d2backbones.reports.markdown import format_cell, markdown_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -188,11 +190,6 @@ def inference(model, batch):
     inputs = [{key: item[key] for key in ("image", "height", "width")} for item in batch]
     with torch.no_grad():
         return [output["instances"].to("cpu") for output in model(inputs)]
-
-
-def max_rel_err(actual, expected):
-    scale = expected.abs().max()
-    return ((actual - expected).abs().max() / scale).item() if scale > 0 else (actual - expected).abs().max().item()
 
 
 def loss_agreement(ours, reference):

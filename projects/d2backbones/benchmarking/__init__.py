@@ -1,6 +1,6 @@
 """Benchmarking: timing, memory, the machine, random inputs, a config's detector measured
 on them, and the report. ``tools/benchmark.py`` and ``benchmarks/*.py`` build on it."""
-from .checks import check_step
+from .checks import check_step, max_rel_err
 from .harness import autocast, build_model_and_optimizer, count_flops, enable_activation_checkpointing, measure_config
 from .machine import machine_description, matmul_gflop_per_s
 from .memory import peak_rss_growth_mb, peak_rss_mb, reset_peak_rss, rss_mb, run_worker
@@ -20,6 +20,7 @@ __all__ = [
     "format_size",
     "machine_description",
     "matmul_gflop_per_s",
+    "max_rel_err",
     "measure_config",
     "median_time",
     "parse_size",

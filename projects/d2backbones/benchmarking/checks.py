@@ -2,7 +2,9 @@
 step is never reported as a speed-up."""
 import math
 
-__all__ = ["check_step"]
+import torch
+
+__all__ = ["check_step", "max_rel_err"]
 
 
 def check_step(label, losses, counter, ratio):
@@ -20,3 +22,13 @@ def check_step(label, losses, counter, ratio):
     if ratio is not None and counter.kept != int(counter.total * ratio):
         raise RuntimeError(f"{label}: the encoder kept {counter.kept} of {counter.total} tokens, "
                            f"expected int(L * ratio) = {int(counter.total * ratio)}")
+
+
+def max_rel_err(actual, expected):
+    """``max |actual - expected| / max |expected|`` of two tensors, computed in float32 or
+    wider (half-precision outputs are widened, float64 ones kept); the absolute
+    difference where ``expected`` is all zero."""
+    dtype = torch.promote_types(torch.promote_types(actual.dtype, expected.dtype), torch.float32)
+    difference = (actual.to(dtype) - expected.to(dtype)).abs().max()
+    scale = expected.to(dtype).abs().max()
+    return (difference / scale).item() if scale > 0 else difference.item()
