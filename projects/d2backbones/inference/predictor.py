@@ -68,6 +68,8 @@ class Predictor:
 
     def __init__(self, model, augmentations, image_format, metadata=None, device="cpu"):
         self.model = model.eval().to(device)
+        # Wrapped once: building the wrapper walks every module to match its mode.
+        self._detect = with_batch_pasting(self.model)
         self.augmentations = T.AugmentationList(list(augmentations))
         constraints = getattr(getattr(model, "backbone", None), "padding_constraints", {}) or {}
         self.square_size = constraints.get("square_size", 0)
@@ -130,7 +132,7 @@ class Predictor:
         Returns a list of ``Instances`` on the CPU, in each image's pixel coordinates.
         """
         inputs = [self._model_input(image, input_format) for image in images]
-        return [output["instances"].to("cpu") for output in with_batch_pasting(self.model)(inputs)]
+        return [output["instances"].to("cpu") for output in self._detect(inputs)]
 
     def __call__(self, image, input_format="BGR"):
         """Detections of one image: an HxWx3 uint8 array in ``input_format``

@@ -185,9 +185,10 @@ class DetectorWithTTA(nn.Module):
             roi_heads.mask_on = mask_on
 
     def _copy_square(self, copy_input):
-        """The square a copy is padded to: the model's, or a larger one that holds it."""
+        """The square a copy is padded to: the model's (0: none) when the copy fits in
+        it, else the smallest multiple of ``size_divisibility`` that holds it."""
         side = max(copy_input["image"].shape[1:3])
-        if side <= self.square:
+        if not self.square or side <= self.square:
             return self.square
         divisor = self.model.backbone.padding_constraints.get("size_divisibility", 0) or 1
         return math.ceil(side / divisor) * divisor
@@ -197,13 +198,13 @@ class DetectorWithTTA(nn.Module):
         (copies padded to one square together). Instances are in each copy's own pixels."""
         groups = {}
         for index, copy_input in enumerate(inputs):
-            groups.setdefault(self._copy_square(copy_input) if self.square else 0, []).append(index)
+            groups.setdefault(self._copy_square(copy_input), []).append(index)
         outputs = [None] * len(inputs)
         for square, indices in groups.items():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 boxes = None if given is None else [given[i] for i in chunk]
-                with _padded_to(self.model.backbone, square) if self.square else nullcontext():
+                with nullcontext() if square == self.square else _padded_to(self.model.backbone, square):
                     results = self.model.inference([inputs[i] for i in chunk], boxes, do_postprocess=False)
                 for i, result in zip(chunk, results):
                     outputs[i] = result
