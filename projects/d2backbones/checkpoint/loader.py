@@ -21,8 +21,8 @@ import logging
 import numpy as np
 import torch
 from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
-from torch.nn.parallel import DistributedDataParallel
 
+from ..utils import unwrap_parallel
 from .formats import convert_state_dict, detect_format, get_format, registered_formats
 from .remap import unwrap_state_dict
 from .report import BACKBONE_PREFIX, LoadReport
@@ -141,7 +141,7 @@ def load_checkpoint(
         CheckpointError (a ValueError): unreadable, unsafe or unrecognised file, or a
             refused load (its message says which keys and which flag overrides it).
     """
-    model = model.module if isinstance(model, DistributedDataParallel) else model
+    model = unwrap_parallel(model)
     state_dict, source, raw = read_state_dict(checkpoint, allow_unsafe=allow_unsafe)
     heuristics = source.options.get("matching_heuristics", False) or (
         isinstance(raw, dict) and bool(raw.get("matching_heuristics", False))

@@ -9,16 +9,12 @@ import logging
 import torch
 from detectron2.engine import HookBase
 from timm.utils import ModelEmaV3
-from torch.nn.parallel import DistributedDataParallel
+
+from ..utils import unwrap_parallel
 
 __all__ = ["ModelEmaHook", "RestorableModelEma", "build_model_ema", "load_ema_weights"]
 
 logger = logging.getLogger("d2backbones")
-
-
-def unwrap(model):
-    """The module inside a DDP wrapper: the average must have the plain model's keys."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 class RestorableModelEma(ModelEmaV3):
@@ -44,7 +40,7 @@ def build_model_ema(cfg, model):
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"train.model_ema.decay={decay} is outside [0, 1): set it to e.g. 0.9998.")
     logger.info("Keeping an EMA of the weights with decay %s.", decay)
-    return RestorableModelEma(unwrap(model), decay=decay)
+    return RestorableModelEma(unwrap_parallel(model), decay=decay)
 
 
 class ModelEmaHook(HookBase):
@@ -63,11 +59,11 @@ class ModelEmaHook(HookBase):
 
     def before_train(self):
         if not self.ema.restored:
-            self.ema.set(unwrap(self.trainer.model))
+            self.ema.set(unwrap_parallel(self.trainer.model))
 
     def after_step(self):
         # A fixed decay (no step-based warm-up): the state is the averaged tensors alone.
-        self.ema.update(unwrap(self.trainer.model))
+        self.ema.update(unwrap_parallel(self.trainer.model))
 
 
 def load_ema_weights(model, path):
@@ -80,5 +76,5 @@ def load_ema_weights(model, path):
             "or set train.model_ema.use_for_eval=False."
         )
     prefix = "module."
-    unwrap(model).load_state_dict({k[len(prefix):]: v for k, v in checkpoint["model_ema"].items()})
+    unwrap_parallel(model).load_state_dict({k[len(prefix):]: v for k, v in checkpoint["model_ema"].items()})
     logger.info("Evaluating the EMA weights of %s.", path)

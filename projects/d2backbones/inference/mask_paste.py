@@ -14,7 +14,8 @@ from detectron2.modeling import GeneralizedRCNN
 from detectron2.structures import BitMasks, ROIMasks
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.parallel import DistributedDataParallel
+
+from ..utils import unwrap_parallel
 
 __all__ = ["BatchPastedROIMasks", "BatchPastingDetector", "paste_masks", "with_batch_pasting"]
 
@@ -149,7 +150,7 @@ class BatchPastingDetector(nn.Module):
         self.train(model.training)
 
     def forward(self, batched_inputs):
-        detector = self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
+        detector = unwrap_parallel(self.model)
         if self.model.training:
             return self.model(batched_inputs)
         results = detector.inference(batched_inputs, do_postprocess=False)
@@ -163,5 +164,5 @@ class BatchPastingDetector(nn.Module):
 def with_batch_pasting(model):
     """``model`` in a :class:`BatchPastingDetector` when it is a (DDP-wrapped)
     ``GeneralizedRCNN``; any other model (e.g. a TTA wrapper) as it is."""
-    detector = model.module if isinstance(model, DistributedDataParallel) else model
+    detector = unwrap_parallel(model)
     return BatchPastingDetector(model) if isinstance(detector, GeneralizedRCNN) else model

@@ -31,7 +31,8 @@ from detectron2.structures import Boxes, Instances, pairwise_iou
 from fvcore.transforms import HFlipTransform
 from omegaconf import OmegaConf
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
+
+from ..utils import unwrap_parallel
 
 __all__ = ["DetectorWithTTA", "maybe_with_tta", "merge_detections", "soft_nms"]
 
@@ -153,8 +154,7 @@ class DetectorWithTTA(nn.Module):
             batch_size (int): copies run through the detector at once.
         """
         super().__init__()
-        if isinstance(model, DistributedDataParallel):
-            model = model.module
+        model = unwrap_parallel(model)
         if not isinstance(model, GeneralizedRCNN):
             raise TypeError(f"TTA needs a GeneralizedRCNN, got {type(model).__name__}: turn test.aug.enabled off")
         if getattr(model.roi_heads, "keypoint_on", False) or model.proposal_generator is None:
