@@ -395,14 +395,17 @@ def main():
     print(f"machine: {machine}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for detector in args.detectors:
-            weights_path = os.path.join(tmp, f"{detector}.pth")
+        weights = {detector: os.path.join(tmp, f"{detector}.pth") for detector in args.detectors}
+        memory = {}
+        for detector, weights_path in weights.items():
             save_shared_weights(detector, args.input_size, weights_path)
-            # The workers first, while this process holds no model: at 1024 px
-            # detectron2's step needs over 10 GB, and this machine has 24.
-            memory = {} if args.no_memory else measure_memory(detector, args.input_size, weights_path)
+            # Every worker before this process builds a detector for timing: its freed
+            # heap stays resident, and at 1024 px detectron2's step alone needs 17 GB.
+            if not args.no_memory:
+                memory[detector] = measure_memory(detector, args.input_size, weights_path)
+        for detector, weights_path in weights.items():
             rows = compare(detector, args.input_size, args.rounds, weights_path)
-            rows[0].update(memory)
+            rows[0].update(memory.get(detector, {}))
             results += rows
             os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
             with open(args.output, "w") as f:
