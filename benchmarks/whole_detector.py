@@ -393,23 +393,29 @@ def main():
 
     machine = machine_description()
     print(f"machine: {machine}")
-    results = []
+    results, memory = [], {}
+
+    def save():
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+        with open(args.output, "w") as f:
+            json.dump({"machine": machine, "memory": memory, "results": results}, f, indent=1)
+
     with tempfile.TemporaryDirectory() as tmp:
         weights = {detector: os.path.join(tmp, f"{detector}.pth") for detector in args.detectors}
-        memory = {}
         for detector, weights_path in weights.items():
             save_shared_weights(detector, args.input_size, weights_path)
             # Every worker before this process builds a detector for timing: its freed
             # heap stays resident, and at 1024 px detectron2's step alone needs 17 GB.
             if not args.no_memory:
                 memory[detector] = measure_memory(detector, args.input_size, weights_path)
+                print(f"{detector}: training-step peak RSS growth (MB) {memory[detector]['peak_rss_growth_mb']}, "
+                      f"ratio {memory[detector]['memory_ratio']:.3f}", flush=True)
+                save()
         for detector, weights_path in weights.items():
             rows = compare(detector, args.input_size, args.rounds, weights_path)
             rows[0].update(memory.get(detector, {}))
             results += rows
-            os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-            with open(args.output, "w") as f:
-                json.dump({"machine": machine, "results": results}, f, indent=1)
+            save()
     print(HEADER)
     for row in results:
         print(format_row(row))
