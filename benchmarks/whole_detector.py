@@ -14,8 +14,12 @@ Detectors:
   cascade_mask_rcnn_vitdet_b_100ep.py): ``CascadeROIHeads`` with three 4conv1fc LN box
   heads, class-agnostic box regression, IoU 0.5 / 0.6 / 0.7 and box weights 10/5, 20/10,
   30/15. Our ViTDet cascade keeps detectron2's ``CascadeROIHeads`` too (the mmdet-style
-  ``MMDetCascadeROIHeads`` is the ConvNeXt / Swin recipe's), so the two heads are the
-  same classes and no output is exempt from the agreement check.
+  ``MMDetCascadeROIHeads`` is the ConvNeXt / Swin recipe's), so no output is exempt
+  from the agreement check.
+
+The heads are detectron2's classes on both sides; ours normalise the box and mask head
+convs with ``LayerNorm2d`` (detectron2's "LN" maths and keys in one fused kernel) where
+detectron2's configs give its own ``LayerNorm``.
 
 Both sides: drop path off, the backbone sized for ``--input-size`` (``img_size`` and
 ``square_pad``; 1024 is the configs' own). Ours gets detectron2's state dict (strict load,
@@ -27,8 +31,9 @@ ground-truth instances each, bit masks on the first image and polygons on the se
 Agreement comes first: one untimed call of each side, whose losses, parameter gradients
 and detections are compared (RPN and ROI sampling are random: torch, numpy and random
 are reseeded identically before every call, so both sides sample alike). The heads are
-the same detectron2 classes on both sides, so any difference starts in the backbone, where
-float32 rounds differently per form (the two backbones agree to 1e-10 in float64:
+the same detectron2 classes on both sides and their norms the same maths, so any
+difference starts in the backbone or in those norms, where float32 rounds differently
+per form (the two backbones agree to 1e-10 in float64:
 ``benchmarks/vitdet_vs_detectron2.py --float64-check``); the heads amplify it, most in
 ``loss_cls`` and the gradients behind it, because of the scaled classifier. Then the sides
 are timed in alternation, ``--rounds`` times, and the medians compared (wall and CPU
@@ -41,15 +46,14 @@ import argparse
 import json
 import math
 import os
-import random
 import tempfile
 from functools import partial
 
-import numpy as np
 import torch
 
 from d2backbones.benchmarking import (
-    machine_description, max_rel_err, peak_rss_growth_mb, run_worker, synthetic_batch, time_alternately,
+    machine_description, max_rel_err, peak_rss_growth_mb, reseed_everything, run_worker, seeded_train_step,
+    synthetic_batch, time_alternately,
 )
 from d2backbones.reports.markdown import format_cell, markdown_line
 
@@ -165,22 +169,12 @@ def detector_inputs(input_size, num_classes):
 
 def reseed():
     """The same random state before each side's call, so RPN and ROI sampling agree."""
-    torch.manual_seed(SAMPLING_SEED)
-    np.random.seed(SAMPLING_SEED)
-    random.seed(SAMPLING_SEED)
+    reseed_everything(SAMPLING_SEED)
 
 
 def train_step(model, batch):
     """Forward + backward of the summed losses; returns the losses as floats."""
-    from detectron2.utils.events import EventStorage
-
-    model.train()
-    model.zero_grad(set_to_none=True)
-    reseed()
-    with EventStorage():
-        losses = model(batch)
-        sum(losses.values()).backward()
-    return {name: loss.item() for name, loss in losses.items()}
+    return seeded_train_step(model, batch, SAMPLING_SEED)
 
 
 def inference(model, batch):

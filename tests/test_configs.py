@@ -14,11 +14,13 @@ import pytest
 import torch
 from conftest import meta_device, num_params
 from detectron2.config import LazyConfig, instantiate
+from detectron2.layers.batch_norm import LayerNorm as D2LayerNorm
 from detectron2.modeling import SimpleFeaturePyramid as D2SimpleFeaturePyramid
 from detectron2.modeling import ViT as D2ViT
 from omegaconf import DictConfig, ListConfig
 
 from d2backbones.inference.tta import AUG_DEFAULTS
+from d2backbones.layers import LayerNorm2d
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 # configs/Pretrain/ holds pretraining models, not detectors (tests/test_mae_pretrain.py).
@@ -269,3 +271,44 @@ def test_vitdet_schedule(name, max_iter, milestones):
     assert list(cfg.lr_multiplier.scheduler.milestones) == milestones
     assert cfg.lr_multiplier.warmup_length * max_iter == pytest.approx(250)
 
+
+
+@pytest.mark.parametrize(
+    "name, head_path",
+    [("mask_rcnn_vitdet_b_100ep", ("box_head",)), ("mask_rcnn_vitdet_b_100ep", ("mask_head",)),
+     ("cascade_mask_rcnn_vitdet_b_100ep", ("box_heads", 2))],
+)
+def test_vitdet_head_norm_is_detectron2_ln(name, head_path):
+    """The ViTDet heads' LayerNorm2d (one fused kernel, less kept for backward) has the
+    keys of detectron2's "LN" and gives its outputs and gradients."""
+    head_cfg = load(VITDET / f"{name}.py").model.roi_heads
+    for key in head_path:
+        head_cfg = head_cfg[key]
+    d2_cfg = head_cfg.copy()
+    d2_cfg.conv_norm = "LN"
+    if "num_classes" in head_cfg:  # the mask head's, an interpolation outside its detector
+        head_cfg.num_classes = d2_cfg.num_classes = 3
+    torch.manual_seed(0)
+    ours, theirs = instantiate(head_cfg), instantiate(d2_cfg)
+    for module in theirs.modules():  # non-trivial affine LN parameters, copied to ours
+        if isinstance(module, D2LayerNorm):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    ours.load_state_dict(theirs.state_dict())  # strict: the same keys
+    assert sum(isinstance(m, LayerNorm2d) for m in ours.modules()) == 4
+    assert not any(isinstance(m, D2LayerNorm) for m in ours.modules())
+    shape = head_cfg.input_shape
+    x = torch.randn(6, shape.channels, shape.height, shape.width, generator=torch.Generator().manual_seed(1))
+    outputs = {}
+    for side, head in (("ours", ours), ("detectron2", theirs)):
+        head.zero_grad()
+        inputs = x.clone().requires_grad_()
+        layers = head.layers if hasattr(head, "layers") else head
+        out = layers(inputs)
+        out.square().sum().backward()
+        outputs[side] = (out, inputs.grad, [p.grad for p in head.parameters()])
+    (out, grad_in, grads), (ref, ref_in, ref_grads) = outputs["ours"], outputs["detectron2"]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_in, ref_in, rtol=1e-4, atol=1e-4)
+    for mine, theirs_grad in zip(grads, ref_grads):
+        torch.testing.assert_close(mine, theirs_grad, rtol=1e-4, atol=1e-3)

@@ -136,6 +136,24 @@ def test_soft_nms_decays_an_overlapping_box_instead_of_dropping_it():
     assert soft.pred_boxes.tensor[2].tolist() == [0.0, 0.0, 10.0, 5.0]
 
 
+def test_weighted_boxes_fusion_averages_boxes_and_discounts_objects_few_copies_find():
+    """Two copies: both find the object on the left, only one the object on the right,
+    and a box of another class on the left object fuses with nothing."""
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0], [50.0, 50.0, 60.0, 60.0],
+                          [0.0, 0.0, 10.0, 10.0]])
+    scores, classes = torch.tensor([0.6, 0.2, 0.9, 0.5]), torch.tensor([0, 0, 0, 1])
+    merged = merge_detections(boxes, scores, classes, (100, 100), 2, 0.5, -1, merge="wbf", num_copies=2)
+    # Left object: the score-weighted mean box, the mean score; right object: half its
+    # score (one copy of two); class 1: likewise half.
+    assert merged.scores.tolist() == pytest.approx([0.45, 0.4, 0.25])
+    assert merged.pred_classes.tolist() == [0, 0, 1]
+    assert merged.pred_boxes.tensor.tolist() == [
+        [50.0, 50.0, 60.0, 60.0], [pytest.approx(0.5), 0.0, pytest.approx(10.5), 10.0], [0.0, 0.0, 10.0, 10.0]]
+    # Boxes that overlap less than the threshold stay apart, at most num_copies share.
+    apart = merge_detections(boxes[:2], scores[:2], classes[:2], (100, 100), 2, 0.8, -1, merge="wbf", num_copies=2)
+    assert apart.scores.tolist() == pytest.approx([0.3, 0.1])
+
+
 def test_aug_settings_default_to_off_and_reject_unknown_keys():
     model = demo_model("configs/demo/convnext_tiny.py")
     assert maybe_with_tta(OmegaConf.create({}), model) is model

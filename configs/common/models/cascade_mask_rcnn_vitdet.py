@@ -4,6 +4,8 @@ regression, and box deltas scaled up as the proposals get tighter; detectron2's
 ``CascadeROIHeads`` with one mask head, as in the ViTDet model zoo."""
 from detectron2.modeling.roi_heads import CascadeROIHeads
 
+from d2backbones.layers import LayerNorm2d
+
 from .cascade_stages import cascade_box_stages
 from .mask_rcnn_vitdet import model
 
@@ -13,5 +15,5 @@ for key in ("box_head", "box_predictor", "proposal_matcher"):
 
 model.roi_heads.update(
     _target_=CascadeROIHeads,
-    **cascade_box_stages(conv_norm="LN", cls_agnostic_bbox_reg=True),
+    **cascade_box_stages(conv_norm=LayerNorm2d, cls_agnostic_bbox_reg=True),
 )

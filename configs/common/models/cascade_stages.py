@@ -16,7 +16,8 @@ def cascade_box_stages(conv_norm, **predictor_options):
     ``roi_heads``, one per stage.
 
     Args:
-        conv_norm: norm of the box heads' convs ("LN", "naiveSyncBN", ...).
+        conv_norm: norm of the box heads' convs: a detectron2 ``get_norm`` name
+            ("naiveSyncBN", ...) or a callable of the channel count (``LayerNorm2d``).
         predictor_options: ``FastRCNNOutputLayers`` arguments shared by the stages
             (``cls_agnostic_bbox_reg``, box loss, ...).
     """

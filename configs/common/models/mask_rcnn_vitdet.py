@@ -10,6 +10,7 @@ from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
+from d2backbones.layers import LayerNorm2d
 from d2backbones.vitdet import SimpleFeaturePyramid, ViT
 
 
@@ -57,8 +58,11 @@ model.backbone = L(SimpleFeaturePyramid)(
 )
 
 # The paper's heads: LN in the box and mask head convs, 2 convs in the RPN head,
-# and a 4conv1fc box head.
-model.roi_heads.box_head.conv_norm = model.roi_heads.mask_head.conv_norm = "LN"
+# and a 4conv1fc box head. The LN is LayerNorm2d: detectron2's "LN" maths and keys in
+# one fused kernel, whose backward keeps one tensor where detectron2's four separate
+# reductions keep several; the box head over 512 RoIs an image then keeps about half
+# the memory for backward (BENCHMARKS.md, "Whole ViTDet-B detectors").
+model.roi_heads.box_head.conv_norm = model.roi_heads.mask_head.conv_norm = LayerNorm2d
 model.proposal_generator.head.conv_dims = [-1, -1]
 model.roi_heads.box_head.conv_dims = [256, 256, 256, 256]
 model.roi_heads.box_head.fc_dims = [1024]

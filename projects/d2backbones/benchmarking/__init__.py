@@ -6,6 +6,7 @@ from .machine import machine_description, matmul_gflop_per_s
 from .memory import peak_rss_growth_mb, peak_rss_mb, reset_peak_rss, rss_mb, run_worker
 from .report import TABLE_COLUMNS, plot, record_line, records_header, write_outputs
 from .sizes import format_size, parse_size
+from .steps import reseed_everything, seeded_train_step
 from .synthetic import synthetic_batch
 from .timing import AlternatingTimes, median_time, synchronize, time_alternately, time_calls
 
@@ -29,9 +30,11 @@ __all__ = [
     "plot",
     "record_line",
     "records_header",
+    "reseed_everything",
     "reset_peak_rss",
     "rss_mb",
     "run_worker",
+    "seeded_train_step",
     "synchronize",
     "synthetic_batch",
     "time_alternately",

@@ -7,7 +7,7 @@ and follows the same recipe:
 1. run the detector, masks off, on every augmented copy (``DatasetMapperTTA``:
    each short side in ``min_sizes``, capped at ``max_size``, and its mirror image);
 2. map the boxes back to the original image and merge the union per class with
-   NMS (as detectron2) or Gaussian soft-NMS;
+   NMS (as detectron2), Gaussian soft-NMS, or weighted boxes fusion;
 3. map the merged boxes into every copy, predict masks for them there, mirror
    the flipped ones back, and average the mask probabilities.
 
@@ -34,13 +34,13 @@ from torch import nn
 
 from ..utils import unwrap_parallel
 
-__all__ = ["DetectorWithTTA", "maybe_with_tta", "merge_detections", "soft_nms"]
+__all__ = ["DetectorWithTTA", "maybe_with_tta", "merge_detections", "soft_nms", "weighted_boxes_fusion"]
 
 logger = logging.getLogger("d2backbones")
 
 # ``test.aug`` keys and their values when a config does not set them.
 AUG_DEFAULTS = dict(enabled=False, min_sizes=[], max_size=4000, flip=True, merge="nms", soft_nms_sigma=0.5, batch_size=3)
-MERGE_METHODS = ("nms", "soft_nms")
+MERGE_METHODS = ("nms", "soft_nms", "wbf")
 
 
 def soft_nms(boxes, scores, classes, sigma, score_thresh=1e-3):
@@ -78,7 +78,58 @@ def soft_nms(boxes, scores, classes, sigma, score_thresh=1e-3):
     return keep[order], kept_scores[order]
 
 
-def merge_detections(boxes, scores, classes, image_size, num_classes, nms_thresh, topk, merge="nms", sigma=0.5):
+def weighted_boxes_fusion(boxes, scores, classes, num_copies, iou_thresh):
+    """Weighted boxes fusion (Solovyev et al. 2021, the "avg" score of its reference
+    code, ``ensemble_boxes.weighted_boxes_fusion``) of the detections of ``num_copies``
+    augmented copies of one image.
+
+    In decreasing score order each box joins the cluster of its class whose fused box it
+    overlaps most, if by more than ``iou_thresh``, else starts one. A cluster's box is the
+    score-weighted mean of its members, its score their mean times
+    ``min(members, num_copies) / num_copies``: an object that only one copy finds keeps
+    1 / num_copies of its score, where NMS keeps the whole score of the best copy.
+
+    Args:
+        boxes (Tensor): (R, 4) XYXY, all copies' boxes in the original image's pixels.
+        scores (Tensor): (R,).
+        classes (Tensor): (R,) class ids; boxes of different classes never fuse.
+        num_copies (int): number of augmented copies the boxes come from.
+        iou_thresh (float): IoU with a cluster's fused box above which a box joins it.
+
+    Returns:
+        (Tensor, Tensor, Tensor): fused boxes (K, 4), scores (K,), classes (K,), best first.
+    """
+    fused_boxes, fused_scores, fused_classes = [], [], []
+    for cls in classes.unique():
+        idx = torch.nonzero(classes == cls).flatten()
+        idx = idx[scores[idx].argsort(descending=True, stable=True)]
+        weighted_sums, weights, members, cluster_boxes = [], [], [], boxes.new_zeros(0, 4)
+        for box, score in zip(boxes[idx], scores[idx]):
+            ious = pairwise_iou(Boxes(box[None]), Boxes(cluster_boxes))[0]
+            if len(ious) and ious.max() > iou_thresh:
+                k = int(ious.argmax())
+                weighted_sums[k] = weighted_sums[k] + score * box
+                weights[k] = weights[k] + score
+                members[k] += 1
+                cluster_boxes[k] = weighted_sums[k] / weights[k]
+            else:
+                weighted_sums.append(score * box)
+                weights.append(score)
+                members.append(1)
+                cluster_boxes = torch.cat([cluster_boxes, box[None]])
+        count = torch.tensor(members, dtype=scores.dtype, device=scores.device)
+        fused_boxes.append(cluster_boxes)
+        fused_scores.append(torch.stack(weights) / count * count.clamp(max=num_copies) / num_copies)
+        fused_classes.append(classes.new_full((len(members),), int(cls)))
+    if not fused_boxes:
+        return boxes.new_zeros(0, 4), scores.new_zeros(0), classes.new_zeros(0)
+    fused_scores = torch.cat(fused_scores)
+    order = fused_scores.argsort(descending=True, stable=True)
+    return torch.cat(fused_boxes)[order], fused_scores[order], torch.cat(fused_classes)[order]
+
+
+def merge_detections(boxes, scores, classes, image_size, num_classes, nms_thresh, topk, merge="nms", sigma=0.5,
+                     num_copies=1):
     """Merge the detections of all augmented copies of one image.
 
     Args:
@@ -87,10 +138,13 @@ def merge_detections(boxes, scores, classes, image_size, num_classes, nms_thresh
         classes (Tensor): (R,) class ids in [0, num_classes).
         image_size (tuple[int, int]): (H, W) of the original image; boxes are clipped to it.
         num_classes (int): the detector's number of classes.
-        nms_thresh (float): IoU above which NMS drops the lower-scoring box of a class.
+        nms_thresh (float): IoU above which NMS drops the lower-scoring box of a class
+            (and above which weighted boxes fusion takes two boxes for one object).
         topk (int): detections kept at most (negative: all).
-        merge (str): "nms" (detectron2's TTA) or "soft_nms".
+        merge (str): "nms" (detectron2's TTA), "soft_nms" or "wbf"
+            (:func:`weighted_boxes_fusion`).
         sigma (float): soft-NMS decay width.
+        num_copies (int): augmented copies the detections come from (for "wbf").
 
     Returns:
         Instances: ``pred_boxes``, ``scores``, ``pred_classes`` of image_size, best first.
@@ -105,13 +159,18 @@ def merge_detections(boxes, scores, classes, image_size, num_classes, nms_thresh
         return merged
     clipped = Boxes(boxes.clone())
     clipped.clip(image_size)
-    keep, new_scores = soft_nms(clipped.tensor, scores, classes, sigma)
+    if merge == "soft_nms":
+        keep, new_scores = soft_nms(clipped.tensor, scores, classes, sigma)
+        new_boxes, new_classes = clipped.tensor[keep], classes[keep]
+    else:
+        new_boxes, new_scores, new_classes = weighted_boxes_fusion(
+            clipped.tensor, scores, classes, num_copies, nms_thresh)
     if topk >= 0:
-        keep, new_scores = keep[:topk], new_scores[:topk]
+        new_boxes, new_scores, new_classes = new_boxes[:topk], new_scores[:topk], new_classes[:topk]
     merged = Instances(image_size)
-    merged.pred_boxes = clipped[keep]
+    merged.pred_boxes = Boxes(new_boxes)
     merged.scores = new_scores
-    merged.pred_classes = classes[keep]
+    merged.pred_classes = new_classes
     return merged
 
 
@@ -149,7 +208,7 @@ class DetectorWithTTA(nn.Module):
             min_sizes (list[int]): short sides of the scaled copies.
             max_size (int): long side at most.
             flip (bool): add the horizontal mirror of every scaled copy.
-            merge (str): "nms" or "soft_nms", see :func:`merge_detections`.
+            merge (str): "nms", "soft_nms" or "wbf", see :func:`merge_detections`.
             soft_nms_sigma (float): soft-NMS decay width.
             batch_size (int): copies run through the detector at once.
         """
@@ -235,6 +294,7 @@ class DetectorWithTTA(nn.Module):
             predictor.test_topk_per_image,
             self.merge,
             self.sigma,
+            num_copies=len(copies),
         )
         if not getattr(self.model.roi_heads, "mask_on", False):
             return {"instances": merged}

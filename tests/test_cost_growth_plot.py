@@ -1,0 +1,51 @@
+"""benchmarks/plot_cost_growth.py: the linear + quadratic memory fit, its table and plot."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_cost_growth.py"
+spec = importlib.util.spec_from_file_location("plot_cost_growth", SCRIPT)
+plot_cost_growth = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plot_cost_growth)
+
+
+def rows_with(ours_b, theirs_b, sizes=(512, 768, 1024, 1280)):
+    """Rows as benchmarks/vitdet_vs_detectron2.py writes them, memory = N + b N^2."""
+    rows = []
+    for size in sizes:
+        n = plot_cost_growth.tokens(size)
+        rows.append({"scope": "global", "input_size": size,
+                     "wall_s": {"ours": 0.001 * n, "detectron2": 0.002 * n},
+                     "peak_rss_growth_mb": {"ours": n + ours_b * n * n, "detectron2": n + theirs_b * n * n}})
+    return rows
+
+
+def test_fit_recovers_the_quadratic_term_and_its_share(tmp_path):
+    rows = rows_with(ours_b=0.0, theirs_b=1e-3)
+    fits = {fit["side"]: fit for fit in plot_cost_growth.fit_rows(rows)}
+    assert fits["ours"]["quadratic_mb_per_token2"] == pytest.approx(0.0, abs=1e-9)
+    assert fits["detectron2"]["quadratic_mb_per_token2"] == pytest.approx(1e-3)
+    assert fits["detectron2"]["linear_mb_per_token"] == pytest.approx(1.0)
+    largest = plot_cost_growth.tokens(1280)
+    assert fits["detectron2"]["quadratic_share_at_largest"] == pytest.approx(1e-3 * largest / (1 + 1e-3 * largest))
+    assert fits["detectron2"]["constant_mb"] == pytest.approx(0.0, abs=1e-6)
+    assert fits["detectron2"]["attention_matrices_kept"] == pytest.approx(1e-3 / (12 * 4 / 2**20))
+    assert fits["ours"]["memory_growth_largest_over_smallest"] == pytest.approx(largest / plot_cost_growth.tokens(512))
+
+    results = tmp_path / "cost.json"
+    results.write_text(json.dumps({"results": rows}))
+    image = tmp_path / "cost.png"
+    plot_cost_growth.plot(rows, str(image))
+    assert image.stat().st_size > 10_000
+    table = plot_cost_growth.markdown(rows, plot_cost_growth.fit_rows(rows))
+    assert "| global | 1280 | 6400 |" in table and "| global | detectron2 | 0 | 1.000 | 1.00e-03 |" in table
+
+
+def test_fewer_than_three_sizes_give_no_fit():
+    assert plot_cost_growth.fit_rows(rows_with(0.0, 1e-3, sizes=(512, 1024))) == []
+    # Three sizes fix c + a n + b n^2 exactly: 5 + n + n^2.
+    assert np.allclose(plot_cost_growth.linear_quadratic_fit(np.array([1.0, 2.0, 3.0]), np.array([7.0, 11.0, 17.0])),
+                       (5.0, 1.0, 1.0))
