@@ -377,9 +377,13 @@ def main():
     parser.add_argument("--input-size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the training step's peak memory, no agreement or timing")
     parser.add_argument("--output", default="output/benchmark/whole_detector.json")
     parser.add_argument("--memory-worker", nargs=4, metavar=("DETECTOR", "INPUT_SIZE", "IMPLEMENTATION", "WEIGHTS"))
     args = parser.parse_args()
+    if args.memory_only and args.no_memory:
+        parser.error("--memory-only and --no-memory exclude each other: drop one")
     if args.memory_worker:
         detector, input_size, implementation, weights_path = args.memory_worker
         print(memory_worker(detector, int(input_size), implementation, weights_path))
@@ -406,10 +410,14 @@ def main():
                       f"ratio {memory[detector]['memory_ratio']:.3f}", flush=True)
                 save()
         for detector, weights_path in weights.items():
+            if args.memory_only:
+                continue
             rows = compare(detector, args.input_size, args.rounds, weights_path)
             rows[0].update(memory.get(detector, {}))
             results += rows
             save()
+    if args.memory_only:
+        return
     print(HEADER)
     for row in results:
         print(format_row(row))

@@ -56,3 +56,22 @@ def test_mask_rcnn_agrees_with_detectron2s(tmp_path):
     assert infer["detections_one_to_one"]
     assert infer["box_max_abs_diff"] < 1e-2 and infer["score_max_abs_diff"] < 1e-4
     assert "| mask_rcnn | 128 | train |" in completed.stdout
+
+
+def test_memory_only_measures_both_sides_and_times_nothing(tmp_path):
+    output = tmp_path / "memory.json"
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128",
+         "--memory-only", "--output", str(output)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    growth = report["memory"]["mask_rcnn"]["peak_rss_growth_mb"]
+    assert growth["ours"] > 0 and growth["detectron2"] > 0
+    assert report["results"] == []
+    refused = subprocess.run(
+        [sys.executable, "benchmarks/whole_detector.py", "--memory-only", "--no-memory"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode == 2 and "exclude each other" in refused.stderr
