@@ -58,8 +58,6 @@ import contextlib
 import datetime
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,14 +93,17 @@ PROFILE_GROUPS = (
 
 
 # ---- pure helpers (tested in tests/test_mimdet_vs_official_benchmark.py) ---------------
+MIN_SIDE = 32  # the ConvStem's total stride, times two
+
+
 def parse_size(text):
-    """"800x1216" or "800" -> (height, width)."""
-    parts = [int(v) for v in text.lower().split("x")]
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 32:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}: want N or HEIGHTxWIDTH, each >= 32")
-    return tuple(parts)
+    """"800x1216" or "800" -> (height, width), each side at least MIN_SIDE."""
+    from d2backbones.benchmarking import parse_size as parse_pixels
+
+    size = parse_pixels(text)
+    if min(size) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: want N or HEIGHTxWIDTH, each >= {MIN_SIDE}")
+    return size
 
 
 def kept_ids_from_restore(ids_restore, ratio):
@@ -386,14 +387,12 @@ class RssSampler:
     def __init__(self, interval=0.005):
         import threading
 
+        from d2backbones.benchmarking import rss_mb
+
+        self.rss = rss_mb
         self.interval, self.samples, self.marks = interval, [], {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
     def _run(self):
         while not self._stop.is_set():
@@ -561,29 +560,27 @@ def apply_experiment(model, experiment):
 
 
 # ---- memory in a fresh process ----------------------------------------------------------
-def memory_worker(side, ratio, official_path, weights_path, experiment=None):
+def memory_worker(side, ratio, input_size, official_path, weights_path, experiment=None):
     from d2backbones.benchmarking import peak_rss_growth_mb
 
     model = build_side(side, official_path, weights_path)
     set_ratio(model, side, ratio)
     if side == "ours":
         apply_experiment(model, experiment)
-    batch = batch_for(DEFAULT_INPUT_SIZE_OVERRIDE or DEFAULT_INPUT_SIZE)
+    batch = batch_for(input_size)
     return peak_rss_growth_mb(lambda: train_step(model, batch))
 
 
-DEFAULT_INPUT_SIZE_OVERRIDE = None
-
-
 def measure_memory(side, ratio, args, weights_path, experiment=None):
-    command = [sys.executable, os.path.abspath(__file__), "--memory-worker", side, str(ratio),
-               "--official-path", args.official_path, "--weights", weights_path,
-               "--input-size", f"{args.input_size[0]}x{args.input_size[1]}", "--threads", str(args.threads)]
+    """One side's peak RSS growth (MiB) in a fresh interpreter (``--memory-worker``),
+    which sets the same torch thread count from ``--threads``."""
+    from d2backbones.benchmarking import run_worker
+
+    worker_args = ["--memory-worker", side, ratio, "--official-path", args.official_path, "--weights", weights_path,
+                   "--input-size", f"{args.input_size[0]}x{args.input_size[1]}", "--threads", args.threads]
     if experiment:
-        command += ["--experiment", experiment]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env).stdout
-    return float(output.strip().splitlines()[-1])
+        worker_args += ["--experiment", experiment]
+    return run_worker(__file__, *worker_args)
 
 
 # ---- timing ---------------------------------------------------------------------------
@@ -694,7 +691,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    global DEFAULT_INPUT_SIZE_OVERRIDE
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if not args.official_path or not os.path.isdir(os.path.join(args.official_path, "models")):
@@ -703,11 +699,10 @@ def main(argv=None):
         return None
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch.set_num_threads(args.threads)
-    DEFAULT_INPUT_SIZE_OVERRIDE = args.input_size
     if args.memory_worker:
         side, ratio = args.memory_worker
         add_official_to_path(args.official_path)
-        print(memory_worker(side, float(ratio), args.official_path, args.weights, args.experiment))
+        print(memory_worker(side, float(ratio), args.input_size, args.official_path, args.weights, args.experiment))
         return None
 
     from d2backbones.benchmarking import machine_description

@@ -132,13 +132,14 @@ def main():
     args = parser.parse_args()
     rows = []
     for path in args.results:
-        with open(path) as f:
-            rows += json.load(f)["results"]
-    fits = fit_rows(rows)
+        try:
+            with open(path) as f:
+                rows += json.load(f)["results"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.exit(2, f"plot_cost_growth: cannot read {path} as benchmarks/vitdet_vs_detectron2.py "
+                           f"results ({type(error).__name__}: {error}); give the JSON that script wrote\n")
     plot(rows, args.output)
-    print(markdown(rows, fits))
-    with open(os.path.splitext(args.output)[0] + "_fits.json", "w") as f:
-        json.dump(fits, f, indent=1)
+    print(markdown(rows, fit_rows(rows)))
 
 
 if __name__ == "__main__":

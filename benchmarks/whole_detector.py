@@ -383,7 +383,7 @@ def main():
     parser.add_argument("--memory-worker", nargs=4, metavar=("DETECTOR", "INPUT_SIZE", "IMPLEMENTATION", "WEIGHTS"))
     args = parser.parse_args()
     if args.memory_only and args.no_memory:
-        parser.error("--memory-only and --no-memory exclude each other: drop one")
+        parser.exit(2, "whole_detector: --memory-only and --no-memory exclude each other: drop one\n")
     if args.memory_worker:
         detector, input_size, implementation, weights_path = args.memory_worker
         print(memory_worker(detector, int(input_size), implementation, weights_path))
@@ -409,18 +409,16 @@ def main():
                 print(f"{detector}: training-step peak RSS growth (MB) {memory[detector]['peak_rss_growth_mb']}, "
                       f"ratio {memory[detector]['memory_ratio']:.3f}", flush=True)
                 save()
-        for detector, weights_path in weights.items():
-            if args.memory_only:
-                continue
+        timed = {} if args.memory_only else weights
+        for detector, weights_path in timed.items():
             rows = compare(detector, args.input_size, args.rounds, weights_path)
             rows[0].update(memory.get(detector, {}))
             results += rows
             save()
-    if args.memory_only:
-        return
-    print(HEADER)
-    for row in results:
-        print(format_row(row))
+    if results:
+        print(HEADER)
+        for row in results:
+            print(format_row(row))
 
 
 if __name__ == "__main__":

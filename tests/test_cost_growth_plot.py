@@ -1,6 +1,8 @@
 """benchmarks/plot_cost_growth.py: the linear + quadratic memory fit, its table and plot."""
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,20 @@ def test_fewer_than_three_sizes_give_no_fit():
     # Three sizes fix c + a n + b n^2 exactly: 5 + n + n^2.
     assert np.allclose(plot_cost_growth.linear_quadratic_fit(np.array([1.0, 2.0, 3.0]), np.array([7.0, 11.0, 17.0])),
                        (5.0, 1.0, 1.0))
+
+
+def test_cli_plots_a_results_file_and_names_a_bad_one_in_one_line(tmp_path):
+    results = tmp_path / "cost.json"
+    results.write_text(json.dumps({"results": rows_with(0.0, 1e-3)}))
+    image = tmp_path / "cost.png"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(results), "--output", str(image)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert image.exists() and "| global | 1280 | 6400 |" in done.stdout
+    bad = tmp_path / "not_results.json"
+    bad.write_text("{}")
+    for path in (bad, tmp_path / "missing.json"):
+        refused = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in refused.stderr

@@ -75,3 +75,6 @@ def test_memory_only_measures_both_sides_and_times_nothing(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert refused.returncode == 2 and "exclude each other" in refused.stderr
+    # One line names the problem (import-time library warnings may precede it), no traceback.
+    assert refused.stderr.strip().splitlines()[-1].startswith("whole_detector: --memory-only")
+    assert "Traceback" not in refused.stderr
