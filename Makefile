@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.d2backbones-installed
 CONFIG ?= configs/demo/vitdet_tiny.py
 OUTPUT ?= output/demo
-PYTEST_ARGS ?= --durations=15
+# Two pytest-xdist workers: most tests run one torch thread, so a second worker uses the
+# second core (conftest.py shares the cores between the workers).
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= --durations=15 -n $(PYTEST_WORKERS)
 
 .PHONY: install demo test clean
 

@@ -68,6 +68,6 @@ setup(
     extras_require={
         "export": EXPORT_REQUIRES,
         "analysis": ANALYSIS_REQUIRES,
-        "dev": ["pytest>=8", "hypothesis>=6", "import-linter>=2.0"] + EXPORT_REQUIRES + ANALYSIS_REQUIRES,
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "import-linter>=2.0"] + EXPORT_REQUIRES + ANALYSIS_REQUIRES,
     },
 )

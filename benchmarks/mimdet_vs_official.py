@@ -4,6 +4,7 @@
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --sample-ratios 0.5 0.25 --inference
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --profile --no-memory --rounds 1
+    benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --batch-sizes 1 2 4 --rounds 1
 
 ``--official-path`` is a checkout of https://github.com/hustvl/MIMDet (nothing is
 downloaded here; without the path the script prints one line and exits 0).
@@ -42,8 +43,8 @@ silenced. ``utils/pos_embed.py`` uses ``np.float``, which NumPy >= 1.24 removed:
 set back to the builtin ``float`` (what it aliased: float64, same maths). Nothing else
 is patched.
 
-Steps: one image (``--input-size``, default 800x1216) with ``BOXES_PER_IMAGE`` boxes and
-masks; a training step is forward + backward of the summed losses (no optimizer).
+Steps: one image (``--input-size``, default 800x1216; ``--batch-sizes`` for more per
+step, each a row) with ``BOXES_PER_IMAGE`` boxes and masks; a training step is forward + backward of the summed losses (no optimizer).
 Agreement first (losses, gradients: relative L2 norm over all parameters and the worst
 parameter's max-abs ratio), then time: both sides alternating round by round, median of
 ``--rounds`` after ``--warmup-rounds``. Peak memory: each side in a fresh process
@@ -56,6 +57,7 @@ per side (forward hooks; recomputation shows as module forwards during backward)
 import argparse
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import sys
@@ -286,10 +288,10 @@ class KeptIds:
         self.ids["official"] = kept_ids_from_restore(output[1].detach(), self._official_backbone.sample_ratio)
 
 
-def batch_for(input_size, num_classes=80):
+def batch_for(input_size, batch_size=1, num_classes=80):
     from d2backbones.benchmarking import synthetic_batch
 
-    return synthetic_batch(1, input_size, num_classes, seed=0, boxes_per_image=BOXES_PER_IMAGE)
+    return synthetic_batch(batch_size, input_size, num_classes, seed=0, boxes_per_image=BOXES_PER_IMAGE)
 
 
 def train_agreement(models, batch, kept):
@@ -560,24 +562,25 @@ def apply_experiment(model, experiment):
 
 
 # ---- memory in a fresh process ----------------------------------------------------------
-def memory_worker(side, ratio, input_size, official_path, weights_path, experiment=None):
+def memory_worker(side, ratio, input_size, batch_size, official_path, weights_path, experiment=None):
     from d2backbones.benchmarking import peak_rss_growth_mb
 
     model = build_side(side, official_path, weights_path)
     set_ratio(model, side, ratio)
     if side == "ours":
         apply_experiment(model, experiment)
-    batch = batch_for(input_size)
+    batch = batch_for(input_size, batch_size)
     return peak_rss_growth_mb(lambda: train_step(model, batch))
 
 
-def measure_memory(side, ratio, args, weights_path, experiment=None):
+def measure_memory(side, ratio, batch_size, args, weights_path, experiment=None):
     """One side's peak RSS growth (MiB) in a fresh interpreter (``--memory-worker``),
     which sets the same torch thread count from ``--threads``."""
     from d2backbones.benchmarking import run_worker
 
     worker_args = ["--memory-worker", side, ratio, "--official-path", args.official_path, "--weights", weights_path,
-                   "--input-size", f"{args.input_size[0]}x{args.input_size[1]}", "--threads", args.threads]
+                   "--input-size", f"{args.input_size[0]}x{args.input_size[1]}", "--batch-sizes", batch_size,
+                   "--threads", args.threads]
     if experiment:
         worker_args += ["--experiment", experiment]
     return run_worker(__file__, *worker_args)
@@ -597,9 +600,9 @@ def time_both(calls, rounds, warmup_rounds):
 
 
 # ---- report ---------------------------------------------------------------------------
-TABLE_HEADER = ("| mode | sample ratio | ours wall s | official wall s | time ours/official | ours CPU s "
+TABLE_HEADER = ("| mode | images | sample ratio | ours wall s | official wall s | time ours/official | ours CPU s "
                 "| official CPU s | ours peak RSS growth MB | official MB | memory ours/official | agreement |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|")
+                "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def agreement_cell(agreement):
@@ -619,7 +622,7 @@ def markdown_row(row):
         return spec.format(value) if value is not None else "-"
 
     return "| " + " | ".join([
-        row["mode"], str(row["sample_ratio"]),
+        row["mode"], str(row.get("batch_size", 1)), str(row["sample_ratio"]),
         fmt(t.get("ours", {}).get("wall_s"), "{:.2f}"), fmt(t.get("official", {}).get("wall_s"), "{:.2f}"),
         ratio_cell(t.get("ours", {}).get("wall_s"), t.get("official", {}).get("wall_s")),
         fmt(t.get("ours", {}).get("cpu_s"), "{:.2f}"), fmt(t.get("official", {}).get("cpu_s"), "{:.2f}"),
@@ -648,11 +651,12 @@ def target_lines(rows):
         t, m = row.get("time"), row.get("memory_mb")
         if t:
             r = t["ours"]["wall_s"] / t["official"]["wall_s"]
-            lines.append(f"ratio {row['sample_ratio']}: time ours/official {r:.2f} (target <= {TARGETS['time']}: "
+            lines.append(f"{row.get('batch_size', 1)} image(s), ratio {row['sample_ratio']}: time ours/official {r:.2f} (target <= {TARGETS['time']}: "
                          f"{verdict(r, TARGETS['time'])})")
         if m:
             r = m["ours"] / m["official"]
-            lines.append(f"ratio {row['sample_ratio']}: peak memory growth ours/official {r:.2f} "
+            lines.append(f"{row.get('batch_size', 1)} image(s), ratio {row['sample_ratio']}: peak memory growth "
+                         f"ours/official {r:.2f} "
                          f"(target <= {TARGETS['memory']}: {verdict(r, TARGETS['memory'])})")
     return lines
 
@@ -663,6 +667,7 @@ def parse_args(argv=None):
     parser.add_argument("--official-path", default=None, help="checkout of hustvl/MIMDet (skip when absent)")
     parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE)
     parser.add_argument("--sample-ratios", "--sample-ratio", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="images per training step")
     parser.add_argument("--inference", action="store_true", help="also compare and time eval at ratio 1.0")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup-rounds", type=int, default=1)
@@ -683,10 +688,12 @@ def parse_args(argv=None):
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--experiment", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if any(size < 1 for size in args.batch_sizes):
+        parser.exit(2, f"mimdet_vs_official: batch sizes must be >= 1, got {args.batch_sizes}\n")
     if args.rounds < 1 or args.warmup_rounds < 0 or args.threads < 1:
-        parser.error("need --rounds >= 1, --warmup-rounds >= 0, --threads >= 1")
+        parser.exit(2, "mimdet_vs_official: need --rounds >= 1, --warmup-rounds >= 0 and --threads >= 1\n")
     if any(not 0.0 < r <= 1.0 for r in args.sample_ratios):
-        parser.error(f"sample ratios must be in (0, 1], got {args.sample_ratios}")
+        parser.exit(2, f"mimdet_vs_official: sample ratios must be in (0, 1], got {args.sample_ratios}\n")
     return args
 
 
@@ -702,7 +709,8 @@ def main(argv=None):
     if args.memory_worker:
         side, ratio = args.memory_worker
         add_official_to_path(args.official_path)
-        print(memory_worker(side, float(ratio), args.input_size, args.official_path, args.weights, args.experiment))
+        print(memory_worker(side, float(ratio), args.input_size, args.batch_sizes[0], args.official_path, args.weights,
+                            args.experiment))
         return None
 
     from d2backbones.benchmarking import machine_description
@@ -725,25 +733,26 @@ def main(argv=None):
     batch = batch_for(args.input_size)
     print(f"machine: {report['machine']}; weights: {report['weights']}", flush=True)
 
-    for ratio in ([] if args.skip_train else args.sample_ratios):
+    for batch_size, ratio in ([] if args.skip_train else itertools.product(args.batch_sizes, args.sample_ratios)):
         for side in SIDES:
             set_ratio(models[side], side, ratio)
-        row = {"mode": "train", "sample_ratio": ratio}
-        row["agreement"] = train_agreement(models, batch, kept)
+        row = {"mode": "train", "batch_size": batch_size, "sample_ratio": ratio}
+        train_batch = batch_for(args.input_size, batch_size)
+        row["agreement"] = train_agreement(models, train_batch, kept)
         if args.match_token_order:
-            row["agreement_official_token_order"] = same_order_agreement(models, batch)
+            row["agreement_official_token_order"] = same_order_agreement(models, train_batch)
             print(f"ratio {ratio} agreement, our tokens in the official order: "
                   f"{json.dumps(row['agreement_official_token_order'])}", flush=True)
-        print(f"ratio {ratio} agreement: {json.dumps(row['agreement'])}", flush=True)
+        print(f"{batch_size} image(s), ratio {ratio} agreement: {json.dumps(row['agreement'])}", flush=True)
         if not args.no_time:
-            row["time"] = time_both({side: partial(train_step, models[side], batch) for side in SIDES},
+            row["time"] = time_both({side: partial(train_step, models[side], train_batch) for side in SIDES},
                                     args.rounds, args.warmup_rounds)
         if not args.no_memory:
-            row["memory_mb"] = {side: measure_memory(side, ratio, args, weights_path) for side in SIDES}
+            row["memory_mb"] = {side: measure_memory(side, ratio, batch_size, args, weights_path) for side in SIDES}
         print(markdown_row(row), flush=True)
         report["results"].append(row)
         for experiment in args.experiments:
-            mem = measure_memory("ours", ratio, args, weights_path, experiment)
+            mem = measure_memory("ours", ratio, batch_size, args, weights_path, experiment)
             print(f"ratio {ratio} experiment {experiment}: ours peak RSS growth {mem:.0f} MB", flush=True)
             report.setdefault("experiments", []).append({"sample_ratio": ratio, "experiment": experiment,
                                                          "ours_memory_mb": mem})

@@ -27,6 +27,26 @@ BACKBONE = "backbone.bottom_up."
 OUTPUT_NORMS = {f"{BACKBONE}norm{i}.{p}" for i in range(4) for p in ("weight", "bias")}
 
 
+def _share_the_cores_between_workers():
+    """Under pytest-xdist (``make test`` runs two workers), give each worker its share of
+    the cores, for its own torch and for the processes its tests start: two workers
+    with a thread per core each would wait on each other's threads most of the time."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+_share_the_cores_between_workers()
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first: on two workers the longest runs then overlap the rest
+    of the suite instead of finishing it alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)

@@ -32,6 +32,18 @@ def test_skips_without_official_path(tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.parametrize("args, problem", [
+    (["--rounds", "0"], "--rounds >= 1"),
+    (["--sample-ratios", "0.5", "1.5"], "sample ratios must be in (0, 1]"),
+    (["--batch-sizes", "2", "0"], "batch sizes must be >= 1"),
+])
+def test_bad_arguments_get_one_line(args, problem, tmp_path):
+    result = subprocess.run([sys.executable, SCRIPT, *args, "--output", str(tmp_path / "out.json")], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and problem in result.stderr
+
+
 def test_skips_a_path_that_is_not_a_checkout(tmp_path, capsys, bench):
     assert bench.main(["--official-path", str(tmp_path)]) is None
     assert "not a MIMDet checkout" in capsys.readouterr().out
@@ -82,4 +94,12 @@ def test_targets_and_row(bench):
     lines = bench.target_lines([row])
     assert "0.80" in lines[0] and lines[0].endswith("met)") and "not met" not in lines[0]
     assert "0.70" in lines[1] and "not met" in lines[1]
-    assert "| train | 0.5 | 8.00 | 10.00 | 0.80 |" in bench.markdown_row(row)
+    assert "| train | 1 | 0.5 | 8.00 | 10.00 | 0.80 |" in bench.markdown_row(row)
+    assert "| train | 4 | 0.5 |" in bench.markdown_row(dict(row, batch_size=4))
+    assert bench.target_lines([dict(row, batch_size=4)])[0].startswith("4 image(s), ratio 0.5")
+
+
+def test_batch_for_gives_the_images_asked_for(bench):
+    batch = bench.batch_for((64, 96), batch_size=3)
+    assert len(batch) == 3 and all(item["image"].shape == (3, 64, 96) for item in batch)
+    assert len(batch[2]["instances"]) == bench.BOXES_PER_IMAGE
