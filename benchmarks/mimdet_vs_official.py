@@ -44,7 +44,8 @@ set back to the builtin ``float`` (what it aliased: float64, same maths). Nothin
 is patched.
 
 Steps: one image (``--input-size``, default 800x1216; ``--batch-sizes`` for more per
-step, each a row) with ``BOXES_PER_IMAGE`` boxes and masks; a training step is forward + backward of the summed losses (no optimizer).
+step, each a row) with ``BOXES_PER_IMAGE`` boxes and masks; a training step is forward +
+backward of the summed losses (no optimizer).
 Agreement first (losses, gradients: relative L2 norm over all parameters and the worst
 parameter's max-abs ratio), then time: both sides alternating round by round, median of
 ``--rounds`` after ``--warmup-rounds``. Peak memory: each side in a fresh process
@@ -753,9 +754,10 @@ def main(argv=None):
         report["results"].append(row)
         for experiment in args.experiments:
             mem = measure_memory("ours", ratio, batch_size, args, weights_path, experiment)
-            print(f"ratio {ratio} experiment {experiment}: ours peak RSS growth {mem:.0f} MB", flush=True)
-            report.setdefault("experiments", []).append({"sample_ratio": ratio, "experiment": experiment,
-                                                         "ours_memory_mb": mem})
+            print(f"{batch_size} image(s), ratio {ratio} experiment {experiment}: ours peak RSS growth {mem:.0f} MB",
+                  flush=True)
+            report.setdefault("experiments", []).append({"batch_size": batch_size, "sample_ratio": ratio,
+                                                         "experiment": experiment, "ours_memory_mb": mem})
 
     if args.profile or args.op_profile:
         ratio = args.profile_ratio

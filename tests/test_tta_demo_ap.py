@@ -7,8 +7,9 @@ and with ``test.aug`` flip + scales 96 / 128 / 160 merged by weighted boxes fusi
 The README's figures for this run (2026-12-02, AMD EPYC): box AP 12.88 -> 13.90, mask
 AP 9.38 -> 9.55.
 
-About 8 minutes on one core: the suite's longest test, so ``conftest.py`` starts it
-first when ``make test`` runs the suite on two workers.
+The suite's longest test: 13 minutes in CI on 2026-12-02 (799 s), beside the other
+worker's tests. ``conftest.py`` moves the slow tests to the front, but this one still
+started five minutes in, behind the other slow tests.
 """
 import json
 import os
