@@ -6,9 +6,10 @@ STAMP := $(VENV)/.d2backbones-installed
 CONFIG ?= configs/demo/vitdet_tiny.py
 OUTPUT ?= output/demo
 # Two pytest-xdist workers: most tests run one torch thread, so a second worker uses the
-# second core (conftest.py shares the cores between the workers).
+# second core (conftest.py shares the cores between the workers). Work stealing lets the
+# longest test, which conftest.py puts first, run beside the rest of the suite.
 PYTEST_WORKERS ?= 2
-PYTEST_ARGS ?= --durations=15 -n $(PYTEST_WORKERS)
+PYTEST_ARGS ?= --durations=15 -n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: install demo test clean
 

@@ -41,10 +41,25 @@ def _share_the_cores_between_workers():
 _share_the_cores_between_workers()
 
 
+def _expected_minutes(item):
+    """``N`` for ``@pytest.mark.slow(minutes=N)``, 1 for a bare ``slow``, 0 for the rest."""
+    marker = item.get_closest_marker("slow")
+    return 0 if marker is None else marker.kwargs.get("minutes", 1)
+
+
 def pytest_collection_modifyitems(items):
-    """The tests marked slow first: on two workers the longest runs then overlap the rest
-    of the suite instead of finishing it alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Order the suite for ``make test``'s scheduler, pytest-xdist's ``--dist worksteal``:
+    each worker is first sent a contiguous share of this order, and a worker that runs
+    out takes the tail of another's queue. So the longest test goes first (it starts at
+    once on the first worker, whose other tests can then be taken from it), and the
+    other slow tests go last (the end of the second worker's share, behind no long
+    test). Under ``--dist load`` (one test per worker in turn) the slow tests would queue
+    behind the longest one instead."""
+    if not items:
+        return
+    longest = max(items, key=_expected_minutes)
+    rest = sorted((item for item in items if item is not longest), key=_expected_minutes)
+    items[:] = [longest, *rest]
 
 
 @pytest.fixture(autouse=True)
