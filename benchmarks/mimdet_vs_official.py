@@ -637,7 +637,9 @@ def write_report(report, path):
     with open(path, "w") as f:
         json.dump(report, f, indent=1, default=str)
     lines = [f"Machine: {report['machine']}. Date: {report['date']}. Command: `{report['command']}`.",
-             f"{report['rounds']} timed round(s) after {report['warmup_rounds']} warm-up; {report['threads']} thread(s); "
+             ("not timed (--no-time)" if report["rounds"] is None
+              else f"{report['rounds']} timed round(s) after {report['warmup_rounds']} warm-up") + "; "
+             f"{report['threads']} thread(s); "
              f"input {report['input_size']}; activation checkpointing as the official config; BN for SyncBN.",
              "", TABLE_HEADER, *(markdown_row(row) for row in report["results"]), "", *report["targets"]]
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
@@ -718,8 +720,8 @@ def main(argv=None):
 
     report = {"machine": machine_description(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["benchmarks/mimdet_vs_official.py", *argv]), "rounds": args.rounds,
-              "warmup_rounds": args.warmup_rounds, "threads": args.threads,
+              "command": " ".join(["benchmarks/mimdet_vs_official.py", *argv]), "rounds": None if args.no_time else args.rounds,
+              "warmup_rounds": None if args.no_time else args.warmup_rounds, "threads": args.threads,
               "input_size": f"{args.input_size[0]}x{args.input_size[1]}", "results": [], "targets": [],
               "load_before": [round(v, 2) for v in os.getloadavg()]}
     workdir = tempfile.mkdtemp(prefix="mimdet_vs_official_")

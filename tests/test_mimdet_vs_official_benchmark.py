@@ -103,3 +103,13 @@ def test_batch_for_gives_the_images_asked_for(bench):
     batch = bench.batch_for((64, 96), batch_size=3)
     assert len(batch) == 3 and all(item["image"].shape == (3, 64, 96) for item in batch)
     assert len(batch[2]["instances"]) == bench.BOXES_PER_IMAGE
+
+
+@pytest.mark.parametrize("rounds, header", [(None, "not timed (--no-time); 1 thread(s)"),
+                                            (2, "2 timed round(s) after 1 warm-up; 1 thread(s)")])
+def test_report_header_says_whether_anything_was_timed(bench, tmp_path, rounds, header):
+    report = {"machine": "m", "date": "d", "command": "c", "rounds": rounds,
+              "warmup_rounds": None if rounds is None else 1, "threads": 1, "input_size": (800, 1216),
+              "results": [], "targets": []}
+    bench.write_report(report, str(tmp_path / "r.json"))
+    assert (tmp_path / "r.md").read_text().splitlines()[1].startswith(header)
