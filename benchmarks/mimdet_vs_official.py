@@ -720,7 +720,8 @@ def main(argv=None):
 
     report = {"machine": machine_description(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["benchmarks/mimdet_vs_official.py", *argv]), "rounds": None if args.no_time else args.rounds,
+              "command": " ".join(["benchmarks/mimdet_vs_official.py", *argv]),
+              "rounds": None if args.no_time else args.rounds,
               "warmup_rounds": None if args.no_time else args.warmup_rounds, "threads": args.threads,
               "input_size": f"{args.input_size[0]}x{args.input_size[1]}", "results": [], "targets": [],
               "load_before": [round(v, 2) for v in os.getloadavg()]}
