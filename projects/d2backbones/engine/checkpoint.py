@@ -97,16 +97,21 @@ def _same_tensors(a, b):
     )
 
 
+_DOS_DIRECTORY_BIT = 0x10  # torch.save writes no directories, so no member carries it
+
+
 def checkpoint_is_complete(path):
     """Whether ``path`` is a whole checkpoint: a ``torch.save`` zip whose every member
     matches its CRC (a truncated file has no central directory), and that torch reads
     with those same bytes.
 
-    zipfile and torch's zip reader trust different header fields: a damaged external
-    attribute, for one, passes the CRC check yet makes ``torch.load`` return a tensor
-    of uninitialised memory. So the file is also loaded the way a resume loads it and
-    compared with a memory-mapped load, which reads each record where zipfile found
-    (and checked) it."""
+    zipfile and torch's zip reader trust different header fields. The MS-DOS directory
+    bit of a member's external attributes, for one, means nothing to zipfile, which
+    checks the CRC, while torch's reader then skips the member's bytes: a tensor, or
+    the ``serialization_id`` every load reads, comes back as uninitialised memory, so
+    two loads can differ or fail at random. A member marked so is refused. The file is
+    also loaded the way a resume loads it and compared with a memory-mapped load,
+    which reads each record where zipfile found (and checked) it."""
     if not os.path.isfile(path):
         return False
     try:
@@ -114,6 +119,8 @@ def checkpoint_is_complete(path):
             # Legacy (non-zip) pickles and .pkl files cannot be checked; trust them.
             return not path.endswith(".pth")
         with zipfile.ZipFile(path) as archive:
+            if any(member.external_attr & _DOS_DIRECTORY_BIT for member in archive.infolist()):
+                return False
             if archive.testzip() is not None:
                 return False
         as_resumed = torch.load(path, map_location="cpu", weights_only=True)
