@@ -1,15 +1,18 @@
 #!/usr/bin/env python
 """How the cost of ViTDet-B grows with the input: a plot and a table from the JSON of
-``benchmarks/vitdet_vs_detectron2.py`` run over several sizes.
+``benchmarks/vitdet_vs_detectron2.py`` and ``benchmarks/whole_detector.py`` run over
+several sizes.
 
     benchmarks/vitdet_vs_detectron2.py --scopes global --input-size 512 768 1024 1280 1536 \\
         --rounds 1 --output output/benchmark/cost_growth_global.json
     benchmarks/vitdet_vs_detectron2.py --scopes backbone --input-size 512 768 1024 \\
         --rounds 1 --output output/benchmark/cost_growth_backbone.json
+    benchmarks/whole_detector.py --detectors mask_rcnn --input-size 512 --rounds 1 \
+        --output output/benchmark/cost_growth_detector_512.json      # and 768, 1024, ...
     benchmarks/plot_cost_growth.py output/benchmark/cost_growth_*.json --output docs/images/cost_growth.png
 
-For each scope (the whole backbone, one global-attention block) and side it plots the
-forward + backward time and the peak memory growth against the number of tokens
+For each scope (the whole backbone, one global-attention block, the whole Mask R-CNN's
+training step on two images) and side it plots the forward + backward time and the peak memory growth against the number of tokens
 N = (input / 16)^2, and fits the memory to ``c + a N + b N^2`` by least squares (exact
 with three sizes). The quadratic term is the attention matrix that a global block
 keeps: detectron2's global blocks materialise the (N x N) scores per head, ours never
@@ -28,11 +31,30 @@ SIDES = ("ours", "detectron2")
 HEADS = 12  # ViT-B
 # MB of one float32 (N x N) attention matrix per head, per N^2.
 ATTENTION_MATRIX_MB_PER_TOKEN2 = HEADS * 4 / 2**20
-SCOPE_TITLES = {"backbone": "ViTDet-B backbone (ViT + pyramid)", "global": "one global-attention block"}
+SCOPE_TITLES = {
+    "detector": "ViTDet-B Mask R-CNN, training step, 2 images",
+    "backbone": "ViTDet-B backbone (ViT + pyramid)",
+    "global": "one global-attention block",
+}
 
 
 def tokens(input_size):
     return (input_size // PATCH_SIZE) ** 2
+
+
+def cost_rows(report):
+    """Rows of one JSON report, in ``vitdet_vs_detectron2.py``'s layout (a scope, an
+    input size, ``wall_s`` and ``peak_rss_growth_mb`` per side); a ``whole_detector.py``
+    report gives one ``"detector"`` row per Mask R-CNN training step it ran or measured."""
+    rows = [row for row in report["results"] if "scope" in row]
+    detector_rows = [row for row in report["results"] if row.get("detector") == "mask_rcnn" and row["pass"] == "train"]
+    memory = report.get("memory", {}).get("mask_rcnn")
+    if memory and not detector_rows:  # --memory-only: the size is the report's own
+        detector_rows = [{"input_size": report["input_size"], **memory}]
+    for row in detector_rows:
+        rows.append({"scope": "detector", "input_size": row["input_size"], "wall_s": row.get("wall_s", {}),
+                     "peak_rss_growth_mb": row.get("peak_rss_growth_mb", {})})
+    return rows
 
 
 def series(rows, scope, side, field):
@@ -127,17 +149,19 @@ def plot(rows, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", help="JSON files written by benchmarks/vitdet_vs_detectron2.py")
+    parser.add_argument("results", nargs="+", help="JSON files written by benchmarks/vitdet_vs_detectron2.py "
+                                                         "or benchmarks/whole_detector.py")
     parser.add_argument("--output", default="output/benchmark/cost_growth.png")
     args = parser.parse_args()
     rows = []
     for path in args.results:
         try:
             with open(path) as f:
-                rows += json.load(f)["results"]
+                rows += cost_rows(json.load(f))
         except (OSError, ValueError, KeyError, TypeError) as error:
             parser.exit(2, f"plot_cost_growth: cannot read {path} as benchmarks/vitdet_vs_detectron2.py "
-                           f"results ({type(error).__name__}: {error}); give the JSON that script wrote\n")
+                           f"or whole_detector.py results ({type(error).__name__}: {error}); give the JSON one "
+                           f"of them wrote\n")
     plot(rows, args.output)
     print(markdown(rows, fit_rows(rows)))
 

@@ -9,6 +9,9 @@ into ours, rel-pos tables made non-zero) and run on the same input. The outputs 
 the input gradients are checked to agree first; then the two are timed in
 alternation, ``--rounds`` times, and the medians compared (wall and CPU seconds).
 ``--scopes`` adds a single window block and a single global block of the ViT.
+``--implementations ours`` runs our side alone, for sizes where detectron2's would not
+fit in memory (its global blocks keep N x N matrices; see "How cost grows" in
+BENCHMARKS.md): then nothing is compared and no ratio is given.
 
 Peak memory: each (scope, size, implementation) runs once more in a fresh process,
 which reports its peak RSS minus its RSS after building the model. "ours+ckpt" is
@@ -81,28 +84,25 @@ def matched_backbones():
     return backbones
 
 
-def compare(scope, input_size, rounds):
-    """Check agreement, then time both implementations alternately in this process."""
-    backbones = matched_backbones()
+def compare(scope, input_size, rounds, implementations=IMPLEMENTATIONS):
+    """Check agreement, then time the implementations alternately in this process
+    (one of them alone: timed only)."""
+    backbones = {name: backbone for name, backbone in matched_backbones().items() if name in implementations}
     modules = {name: scope_module(b, scope) for name, b in backbones.items()}
     x = scope_input(scope, input_size)
 
     timed = time_alternately({name: partial(forward_backward, module, x) for name, module in modules.items()}, rounds)
-    (ref_out, ref_grad), (our_out, our_grad) = timed.first_results["detectron2"], timed.first_results["ours"]
-    output_err = max(max_rel_err(our_out[k], ref_out[k]) for k in ref_out)
-    grad_err = max_rel_err(our_grad, ref_grad)
-    return {
-        "scope": scope,
-        "input_size": input_size,
-        "rounds": rounds,
-        "output_max_rel_err": output_err,
-        "input_grad_max_rel_err": grad_err,
-        "wall_s": timed.wall_s,
-        "cpu_s": timed.cpu_s,
-        "wall_s_all": timed.wall_s_all,
-        "time_ratio": timed.wall_s["ours"] / timed.wall_s["detectron2"],
-        "cpu_time_ratio": timed.cpu_s["ours"] / timed.cpu_s["detectron2"],
-    }
+    row = {"scope": scope, "input_size": input_size, "rounds": rounds,
+           "wall_s": timed.wall_s, "cpu_s": timed.cpu_s, "wall_s_all": timed.wall_s_all}
+    if set(IMPLEMENTATIONS) <= set(modules):
+        (ref_out, ref_grad), (our_out, our_grad) = timed.first_results["detectron2"], timed.first_results["ours"]
+        row.update(
+            output_max_rel_err=max(max_rel_err(our_out[k], ref_out[k]) for k in ref_out),
+            input_grad_max_rel_err=max_rel_err(our_grad, ref_grad),
+            time_ratio=timed.wall_s["ours"] / timed.wall_s["detectron2"],
+            cpu_time_ratio=timed.cpu_s["ours"] / timed.cpu_s["detectron2"],
+        )
+    return row
 
 
 def float64_agreement(input_size):
@@ -141,6 +141,8 @@ def main():
     parser.add_argument("--scopes", nargs="+", default=["backbone", "window", "global"],
                         choices=["backbone", "window", "global"])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
+                        help="the sides to run; one alone is timed and measured without a comparison")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--output", default="output/benchmark/vitdet_vs_detectron2.json")
@@ -165,14 +167,17 @@ def main():
         for scope in args.scopes:
             row = {"scope": scope, "input_size": input_size}
             if not args.memory_only:
-                row.update(compare(scope, input_size, args.rounds))
+                row.update(compare(scope, input_size, args.rounds, args.implementations))
             if not args.no_memory:
-                implementations = IMPLEMENTATIONS + (("ours+ckpt",) if scope == "backbone" else ())
+                implementations = [name for name in IMPLEMENTATIONS if name in args.implementations]
+                if scope == "backbone" and "ours" in implementations:
+                    implementations.append("ours+ckpt")
                 growth = {name: measure_memory(scope, input_size, name) for name in implementations}
                 row["peak_rss_growth_mb"] = growth
-                row["memory_ratio"] = growth["ours"] / growth["detectron2"]
-                if "ours+ckpt" in growth:
-                    row["ckpt_memory_ratio"] = growth["ours+ckpt"] / growth["detectron2"]
+                if "detectron2" in growth:
+                    row.update({key: growth[name] / growth["detectron2"]
+                                for key, name in (("memory_ratio", "ours"), ("ckpt_memory_ratio", "ours+ckpt"))
+                                if name in growth})
             results.append(row)
             print(format_row(row), flush=True)
             os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)

@@ -276,50 +276,58 @@ def save_shared_weights(detector, input_size, weights_path):
     torch.save(shared_state_dict(build_model(detector, "detectron2", input_size)), weights_path)
 
 
-def matched_models(detector, input_size, weights_path):
-    """Both sides holding the saved shared weights, and the key differences."""
+def matched_models(detector, input_size, weights_path, implementations=IMPLEMENTATIONS):
+    """The sides holding the saved shared weights, and the key differences."""
     state = torch.load(weights_path)
-    models = {name: build_model(detector, name, input_size) for name in IMPLEMENTATIONS}
-    models["detectron2"].load_state_dict(state)
+    models = {name: build_model(detector, name, input_size) for name in implementations}
+    if "detectron2" in models:
+        models["detectron2"].load_state_dict(state)
+    if "ours" not in models:
+        return models, {}
     unused, missing = load_shared_weights(models["ours"], state)
     return models, {"keys_only_detectron2": unused, "keys_only_ours": missing}
 
 
 def timings(timed):
-    return {
-        "wall_s": timed.wall_s,
-        "cpu_s": timed.cpu_s,
-        "wall_s_all": timed.wall_s_all,
-        "time_ratio": timed.wall_s["ours"] / timed.wall_s["detectron2"],
-        "cpu_time_ratio": timed.cpu_s["ours"] / timed.cpu_s["detectron2"],
-    }
+    times = {"wall_s": timed.wall_s, "cpu_s": timed.cpu_s, "wall_s_all": timed.wall_s_all}
+    if set(IMPLEMENTATIONS) <= set(timed.wall_s):
+        times["time_ratio"] = timed.wall_s["ours"] / timed.wall_s["detectron2"]
+        times["cpu_time_ratio"] = timed.cpu_s["ours"] / timed.cpu_s["detectron2"]
+    return times
 
 
-def compare(detector, input_size, rounds, weights_path):
-    """Check agreement, then time both sides alternately; one row per pass (train, inference)."""
-    models, keys = matched_models(detector, input_size, weights_path)
-    num_classes = models["ours"].roi_heads.num_classes
-    batch = detector_inputs(input_size, num_classes)
-    print(f"{detector}: state dict load "
-          + ("strict (every key matches)" if not any(keys.values()) else f"NOT strict: {keys}"), flush=True)
-
+def compare(detector, input_size, rounds, weights_path, implementations=IMPLEMENTATIONS):
+    """Check agreement, then time the sides alternately; one row per pass (train, inference).
+    One side alone is only timed."""
+    models, keys = matched_models(detector, input_size, weights_path, implementations)
+    batch = detector_inputs(input_size, next(iter(models.values())).roi_heads.num_classes)
     common = {"detector": detector, "input_size": input_size, "rounds": rounds, **keys}
-    train = {"pass": "train", **common, **train_agreement(models, batch)}
+    train, infer = {"pass": "train", **common}, {"pass": "inference", **common}
+    compared = set(IMPLEMENTATIONS) <= set(models)
+    if compared:
+        print(f"{detector}: state dict load "
+              + ("strict (every key matches)" if not any(keys.values()) else f"NOT strict: {keys}"), flush=True)
+        check_agreement(models, batch, detector, train, infer)
+    for row, step in ((train, train_step), (infer, inference)):
+        # The agreement calls warm both sides up; a side run alone gets one untimed call instead.
+        timed = time_alternately({name: partial(step, model, batch) for name, model in models.items()}, rounds,
+                                 warmup_rounds=0 if compared else 1)
+        row.update(timings(timed))
+    return [train, infer]
+
+
+def check_agreement(models, batch, detector, train, infer):
+    """Fill the train and inference rows with how far the two sides' outputs differ."""
+    train.update(train_agreement(models, batch))
     print(f"{detector} train agreement: losses max abs diff {train['loss_max_abs_diff']:.2e} "
           f"(rel {train['loss_max_rel_diff']:.2e}); gradients: all-parameter relative L2 error "
           f"{train['grad_rel_norm_err']:.2e}, worst parameter {train['grad_worst_param']} "
           f"max rel err {train['grad_max_rel_err']:.2e}", flush=True)
-    infer = {"pass": "inference", **common}
     infer.update(detection_agreement(*(inference(models[name], batch) for name in ("ours", "detectron2"))))
     print(f"{detector} inference agreement: one to one {infer['detections_one_to_one']} "
           f"(counts ours/d2 {infer['detection_counts_ours_d2']}, {infer['detections_reordered']} at another rank); boxes max abs diff {infer['box_max_abs_diff']:.2e} px, "
           f"scores {infer['score_max_abs_diff']:.2e}, mask pixels differing {infer['mask_pixels_differing']:.2e}",
           flush=True)
-
-    for row, step in ((train, train_step), (infer, inference)):
-        timed = time_alternately({name: partial(step, models[name], batch) for name in IMPLEMENTATIONS}, rounds)
-        row.update(timings(timed))
-    return [train, infer]
 
 
 def memory_worker(detector, input_size, implementation, weights_path):
@@ -330,10 +338,12 @@ def memory_worker(detector, input_size, implementation, weights_path):
     return peak_rss_growth_mb(partial(train_step, model, batch))
 
 
-def measure_memory(detector, input_size, weights_path):
+def measure_memory(detector, input_size, weights_path, implementations=IMPLEMENTATIONS):
     growth = {name: run_worker(__file__, "--memory-worker", detector, input_size, name, weights_path)
-              for name in IMPLEMENTATIONS}
-    return {"peak_rss_growth_mb": growth, "memory_ratio": growth["ours"] / growth["detectron2"]}
+              for name in implementations}
+    if set(IMPLEMENTATIONS) <= set(growth):
+        return {"peak_rss_growth_mb": growth, "memory_ratio": growth["ours"] / growth["detectron2"]}
+    return {"peak_rss_growth_mb": growth}
 
 
 HEADER = ("| detector | input | pass | agreement | ours s | detectron2 s | time ratio | CPU-time ratio | time target "
@@ -342,6 +352,8 @@ HEADER = ("| detector | input | pass | agreement | ours s | detectron2 s | time 
 
 
 def agreement_cell(row):
+    if "loss_max_rel_diff" not in row and "detections_one_to_one" not in row:
+        return "not compared (one side run)"
     if row["pass"] == "train":
         return (f"losses {row['loss_max_rel_diff']:.1e} rel, grads {row['grad_rel_norm_err']:.1e} rel L2 "
                 f"({row['grad_max_rel_err']:.1e} worst param)")
@@ -376,6 +388,9 @@ def main():
     parser.add_argument("--detectors", nargs="+", default=["mask_rcnn", "cascade"], choices=sorted(OUR_CONFIGS))
     parser.add_argument("--input-size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
+                        help="the sides to run; one alone is timed and measured without a comparison (for sizes "
+                             "where detectron2's step would not fit in memory)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the training step's peak memory, no agreement or timing")
@@ -396,7 +411,8 @@ def main():
     def save():
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
-            json.dump({"machine": machine, "memory": memory, "results": results}, f, indent=1)
+            json.dump({"machine": machine, "input_size": args.input_size, "memory": memory, "results": results},
+                      f, indent=1)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = {detector: os.path.join(tmp, f"{detector}.pth") for detector in args.detectors}
@@ -405,13 +421,14 @@ def main():
             # Every worker before this process builds a detector for timing: its freed
             # heap stays resident, and at 1024 px detectron2's step alone needs 17 GB.
             if not args.no_memory:
-                memory[detector] = measure_memory(detector, args.input_size, weights_path)
-                print(f"{detector}: training-step peak RSS growth (MB) {memory[detector]['peak_rss_growth_mb']}, "
-                      f"ratio {memory[detector]['memory_ratio']:.3f}", flush=True)
+                memory[detector] = measure_memory(detector, args.input_size, weights_path, args.implementations)
+                ratio = memory[detector].get("memory_ratio")
+                print(f"{detector}: training-step peak RSS growth (MB) {memory[detector]['peak_rss_growth_mb']}"
+                      + (f", ratio {ratio:.3f}" if ratio else ""), flush=True)
                 save()
         timed = {} if args.memory_only else weights
         for detector, weights_path in timed.items():
-            rows = compare(detector, args.input_size, args.rounds, weights_path)
+            rows = compare(detector, args.input_size, args.rounds, weights_path, args.implementations)
             rows[0].update(memory.get(detector, {}))
             results += rows
             save()

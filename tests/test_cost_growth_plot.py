@@ -68,3 +68,27 @@ def test_cli_plots_a_results_file_and_names_a_bad_one_in_one_line(tmp_path):
         assert refused.returncode == 2
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in refused.stderr
+
+
+def test_whole_detector_reports_become_detector_rows(tmp_path):
+    """A timed whole_detector.py report gives its training step; a --memory-only one
+    (no rows) gives its memory at the report's input size; ours alone plots without a ratio."""
+    timed = {"input_size": 512, "memory": {}, "results": [
+        {"detector": "mask_rcnn", "pass": "train", "input_size": 512, "wall_s": {"ours": 2.0, "detectron2": 4.0},
+         "peak_rss_growth_mb": {"ours": 100.0, "detectron2": 300.0}},
+        {"detector": "mask_rcnn", "pass": "inference", "input_size": 512, "wall_s": {"ours": 1.0, "detectron2": 2.0}},
+    ]}
+    memory_only = {"input_size": 768, "results": [],
+                   "memory": {"mask_rcnn": {"peak_rss_growth_mb": {"ours": 200.0, "detectron2": 700.0}}}}
+    ours_alone = {"input_size": 1280, "memory": {}, "results": [
+        {"detector": "mask_rcnn", "pass": "train", "input_size": 1280, "wall_s": {"ours": 9.0},
+         "peak_rss_growth_mb": {"ours": 400.0}},
+    ]}
+    rows = [row for report in (timed, memory_only, ours_alone) for row in plot_cost_growth.cost_rows(report)]
+    assert [(row["scope"], row["input_size"]) for row in rows] == [("detector", 512), ("detector", 768), ("detector", 1280)]
+    assert rows[0]["wall_s"] == {"ours": 2.0, "detectron2": 4.0} and rows[1]["wall_s"] == {}
+    table = plot_cost_growth.markdown(rows, plot_cost_growth.fit_rows(rows))
+    assert "| detector | 512 | 1024 | 2.00 | 4.00 | 0.50 | 100 | 300 | 0.33 |" in table
+    assert "| detector | 1280 | 6400 | 9.00 | - | - | 400 | - | - |" in table
+    plot_cost_growth.plot(rows, str(tmp_path / "detector.png"))
+    assert (tmp_path / "detector.png").stat().st_size > 0

@@ -78,3 +78,24 @@ def test_memory_only_measures_both_sides_and_times_nothing(tmp_path):
     # One line names the problem (import-time library warnings may precede it), no traceback.
     assert refused.stderr.strip().splitlines()[-1].startswith("whole_detector: --memory-only")
     assert "Traceback" not in refused.stderr
+
+
+def test_ours_alone_is_timed_and_measured_without_a_comparison(tmp_path):
+    """For sizes where detectron2's step would not fit in memory: no reference is built,
+    so no agreement and no ratio are reported, only our side's figures."""
+    output = tmp_path / "ours.json"
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128",
+         "--rounds", "1", "--implementations", "ours", "--output", str(output)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert report["input_size"] == 128
+    assert list(report["memory"]["mask_rcnn"]["peak_rss_growth_mb"]) == ["ours"]
+    train, infer = report["results"]
+    for row in (train, infer):
+        assert list(row["wall_s"]) == ["ours"] and row["wall_s"]["ours"] > 0
+        assert "time_ratio" not in row and "loss_max_rel_diff" not in row
+    assert train["peak_rss_growth_mb"]["ours"] > 0 and "memory_ratio" not in train
+    assert "| mask_rcnn | 128 | train | not compared (one side run) |" in completed.stdout
