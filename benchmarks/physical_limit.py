@@ -19,11 +19,10 @@ import os
 
 import torch
 
-MATMUL_OPS = ("aten::addmm", "aten::bmm", "aten::mm", "aten::baddbmm")
-
 from d2backbones.benchmarking import machine_description, matmul_gflop_per_s, median_time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MATMUL_OPS = ("aten::addmm", "aten::bmm", "aten::mm", "aten::baddbmm")
 
 
 def op_profile(module, x, matmul):

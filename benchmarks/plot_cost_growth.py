@@ -7,14 +7,14 @@ several sizes.
         --rounds 1 --output output/benchmark/cost_growth_global.json
     benchmarks/vitdet_vs_detectron2.py --scopes backbone --input-size 512 768 1024 \\
         --rounds 1 --output output/benchmark/cost_growth_backbone.json
-    benchmarks/whole_detector.py --detectors mask_rcnn --input-size 512 --rounds 1 \
+    benchmarks/whole_detector.py --detectors mask_rcnn --input-size 512 --rounds 1 \\
         --output output/benchmark/cost_growth_detector_512.json      # and 768, 1024, ...
     benchmarks/plot_cost_growth.py output/benchmark/cost_growth_*.json --output docs/images/cost_growth.png
 
 For each scope (the whole backbone, one global-attention block, the whole Mask R-CNN's
-training step on two images) and side it plots the forward + backward time and the peak memory growth against the number of tokens
-N = (input / 16)^2, and fits the memory to ``c + a N + b N^2`` by least squares (exact
-with three sizes). The quadratic term is the attention matrix that a global block
+training step on two images) and side it plots the forward + backward time and the
+peak memory growth against the number of tokens N = (input / 16)^2, and fits the
+memory to ``c + a N + b N^2`` by least squares (exact with three sizes). The quadratic term is the attention matrix that a global block
 keeps: detectron2's global blocks materialise the (N x N) scores per head, ours never
 hold more than one block of queries against all keys (``layers/blockwise_attention.py``).
 The table gives the share of the memory at the largest size that the quadratic term
