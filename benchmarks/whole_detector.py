@@ -2,6 +2,11 @@
 """Whole ViTDet-B detectors, ours against detectron2's: a training step and inference, batch 2.
 
     benchmarks/whole_detector.py --detectors mask_rcnn cascade --input-size 1024 --rounds 2
+    benchmarks/whole_detector.py --smoke --input-size 128 --rounds 1   # make test's check
+
+``--smoke`` shrinks both sides alike (a 64-wide ViT of two blocks, 32 RoIs per image,
+128 proposals, 10 detections) so that ``make test`` runs every path of this script in seconds; its
+agreement is checked as at full size, its timings mean nothing.
 
 Detectors:
 
@@ -70,6 +75,11 @@ BATCH_SIZE, INSTANCES_PER_IMAGE = 2, 4
 # scaled weights spread the scores so that inference keeps detections to compare.
 CLASSIFIER_WEIGHT_SCALE = 30.0
 SAMPLING_SEED = 7
+# --smoke (what `make test` runs): both sides' ViT shrunk alike, and fewer RoIs,
+# proposals and detections, so that the heads' 256-channel convs do not dominate a
+# 128-px check.
+SMOKE_VIT = dict(embed_dim=64, depth=2, num_heads=2, window_size=4, window_block_indexes=[0])
+SMOKE_ROIS_PER_IMAGE, SMOKE_PROPOSALS, SMOKE_DETECTIONS = 32, 128, 10
 
 
 def detectron2_cascade_heads(roi_heads):
@@ -100,8 +110,9 @@ def detectron2_cascade_heads(roi_heads):
     ]
 
 
-def model_config(detector, implementation, input_size):
-    """The LazyConfig of one side's model, drop path off, backbone sized for ``input_size``."""
+def model_config(detector, implementation, input_size, smoke=False):
+    """The LazyConfig of one side's model, drop path off, backbone sized for ``input_size``;
+    with ``smoke``, shrunk alike on both sides (SMOKE_VIT, the RoI, proposal and detection counts)."""
     from detectron2 import model_zoo
     from detectron2.config import LazyConfig
 
@@ -114,15 +125,23 @@ def model_config(detector, implementation, input_size):
     cfg.backbone.net.drop_path_rate = 0.0
     cfg.backbone.net.img_size = input_size
     cfg.backbone.square_pad = input_size
+    if smoke:
+        for key, value in SMOKE_VIT.items():
+            setattr(cfg.backbone.net, key, value)
+        cfg.roi_heads.batch_size_per_image = SMOKE_ROIS_PER_IMAGE
+        cfg.proposal_generator.post_nms_topk = (SMOKE_PROPOSALS, SMOKE_PROPOSALS)
+        cascade = "box_predictors" in cfg.roi_heads
+        for predictor in cfg.roi_heads.box_predictors if cascade else [cfg.roi_heads.box_predictor]:
+            predictor.test_topk_per_image = SMOKE_DETECTIONS
     return cfg
 
 
-def build_model(detector, implementation, input_size):
+def build_model(detector, implementation, input_size, smoke=False):
     """One side's detector, seeded, in train mode."""
     from detectron2.config import instantiate
 
     torch.manual_seed(0)
-    return instantiate(model_config(detector, implementation, input_size)).train()
+    return instantiate(model_config(detector, implementation, input_size, smoke)).train()
 
 
 def shared_state_dict(model):
@@ -271,15 +290,15 @@ def train_agreement(models, batch):
             **gradient_agreement(models["ours"], models["detectron2"])}
 
 
-def save_shared_weights(detector, input_size, weights_path):
+def save_shared_weights(detector, input_size, weights_path, smoke=False):
     """Build detectron2's detector once and save the weights both sides will get."""
-    torch.save(shared_state_dict(build_model(detector, "detectron2", input_size)), weights_path)
+    torch.save(shared_state_dict(build_model(detector, "detectron2", input_size, smoke)), weights_path)
 
 
-def matched_models(detector, input_size, weights_path, implementations=IMPLEMENTATIONS):
+def matched_models(detector, input_size, weights_path, implementations=IMPLEMENTATIONS, smoke=False):
     """The sides holding the saved shared weights, and the key differences."""
     state = torch.load(weights_path)
-    models = {name: build_model(detector, name, input_size) for name in implementations}
+    models = {name: build_model(detector, name, input_size, smoke) for name in implementations}
     if "detectron2" in models:
         models["detectron2"].load_state_dict(state)
     if "ours" not in models:
@@ -296,12 +315,12 @@ def timings(timed):
     return times
 
 
-def compare(detector, input_size, rounds, weights_path, implementations=IMPLEMENTATIONS):
+def compare(detector, input_size, rounds, weights_path, implementations=IMPLEMENTATIONS, smoke=False):
     """Check agreement, then time the sides alternately; one row per pass (train, inference).
     One side alone is only timed."""
-    models, keys = matched_models(detector, input_size, weights_path, implementations)
+    models, keys = matched_models(detector, input_size, weights_path, implementations, smoke)
     batch = detector_inputs(input_size, next(iter(models.values())).roi_heads.num_classes)
-    common = {"detector": detector, "input_size": input_size, "rounds": rounds, **keys}
+    common = {"detector": detector, "input_size": input_size, "rounds": rounds, "smoke": smoke, **keys}
     train, infer = {"pass": "train", **common}, {"pass": "inference", **common}
     compared = set(IMPLEMENTATIONS) <= set(models)
     if compared:
@@ -330,16 +349,17 @@ def check_agreement(models, batch, detector, train, infer):
           flush=True)
 
 
-def memory_worker(detector, input_size, implementation, weights_path):
+def memory_worker(detector, input_size, implementation, weights_path, smoke=False):
     """Peak RSS growth (MiB) of one training step of one side, in this fresh process."""
-    model = build_model(detector, implementation, input_size)
+    model = build_model(detector, implementation, input_size, smoke)
     load_shared_weights(model, torch.load(weights_path))
     batch = detector_inputs(input_size, model.roi_heads.num_classes)
     return peak_rss_growth_mb(partial(train_step, model, batch))
 
 
-def measure_memory(detector, input_size, weights_path, implementations=IMPLEMENTATIONS):
-    growth = {name: run_worker(__file__, "--memory-worker", detector, input_size, name, weights_path)
+def measure_memory(detector, input_size, weights_path, implementations=IMPLEMENTATIONS, smoke=False):
+    smoke_flag = ["--smoke"] if smoke else []
+    growth = {name: run_worker(__file__, "--memory-worker", detector, input_size, name, weights_path, *smoke_flag)
               for name in implementations}
     if set(IMPLEMENTATIONS) <= set(growth):
         return {"peak_rss_growth_mb": growth, "memory_ratio": growth["ours"] / growth["detectron2"]}
@@ -365,7 +385,7 @@ def agreement_cell(row):
 
 def target_cell(row, kind, ratio_key):
     target, ratio = TARGETS.get((row["pass"], kind)), row.get(ratio_key)
-    if target is None or ratio is None:
+    if target is None or ratio is None or row.get("smoke"):
         return "-"
     return f"≤ {target:.2f}: {'met' if ratio <= target else 'not met'}"
 
@@ -394,6 +414,9 @@ def main():
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the training step's peak memory, no agreement or timing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="both sides shrunk alike (a 64-wide, 2-block ViT; fewer RoIs and proposals): "
+                             "what make test runs, so that the script cannot rot; its timings mean nothing")
     parser.add_argument("--output", default="output/benchmark/whole_detector.json")
     parser.add_argument("--memory-worker", nargs=4, metavar=("DETECTOR", "INPUT_SIZE", "IMPLEMENTATION", "WEIGHTS"))
     args = parser.parse_args()
@@ -401,7 +424,7 @@ def main():
         parser.exit(2, "whole_detector: --memory-only and --no-memory exclude each other: drop one\n")
     if args.memory_worker:
         detector, input_size, implementation, weights_path = args.memory_worker
-        print(memory_worker(detector, int(input_size), implementation, weights_path))
+        print(memory_worker(detector, int(input_size), implementation, weights_path, args.smoke))
         return
 
     machine = machine_description()
@@ -411,24 +434,26 @@ def main():
     def save():
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
-            json.dump({"machine": machine, "input_size": args.input_size, "memory": memory, "results": results},
+            json.dump({"machine": machine, "input_size": args.input_size, "smoke": args.smoke, "memory": memory,
+                       "results": results},
                       f, indent=1)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = {detector: os.path.join(tmp, f"{detector}.pth") for detector in args.detectors}
         for detector, weights_path in weights.items():
-            save_shared_weights(detector, args.input_size, weights_path)
+            save_shared_weights(detector, args.input_size, weights_path, args.smoke)
             # Every worker before this process builds a detector for timing: its freed
             # heap stays resident, and at 1024 px detectron2's step alone needs 17 GB.
             if not args.no_memory:
-                memory[detector] = measure_memory(detector, args.input_size, weights_path, args.implementations)
+                memory[detector] = measure_memory(detector, args.input_size, weights_path, args.implementations,
+                                                  args.smoke)
                 ratio = memory[detector].get("memory_ratio")
                 print(f"{detector}: training-step peak RSS growth (MB) {memory[detector]['peak_rss_growth_mb']}"
                       + (f", ratio {ratio:.3f}" if ratio else ""), flush=True)
                 save()
         timed = {} if args.memory_only else weights
         for detector, weights_path in timed.items():
-            rows = compare(detector, args.input_size, args.rounds, weights_path, args.implementations)
+            rows = compare(detector, args.input_size, args.rounds, weights_path, args.implementations, args.smoke)
             rows[0].update(memory.get(detector, {}))
             results += rows
             save()

@@ -1,6 +1,7 @@
 """benchmarks/whole_detector.py: our ViTDet-B detectors equal detectron2's with the same
 weights (the agreement the timings rest on), and detections are matched by box, not rank.
-No timing is asserted."""
+The runs use ``--smoke`` (both sides' ViT and RoI counts shrunk alike: the same code
+paths and agreement checks in seconds). No timing is asserted."""
 import importlib.util
 import json
 import subprocess
@@ -42,7 +43,7 @@ def test_near_tied_detections_at_swapped_ranks_still_match():
 def test_mask_rcnn_agrees_with_detectron2s(tmp_path):
     output = tmp_path / "whole_detector.json"
     completed = subprocess.run(
-        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128",
+        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128", "--smoke",
          "--rounds", "1", "--no-memory", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
     )
@@ -61,7 +62,7 @@ def test_mask_rcnn_agrees_with_detectron2s(tmp_path):
 def test_memory_only_measures_both_sides_and_times_nothing(tmp_path):
     output = tmp_path / "memory.json"
     completed = subprocess.run(
-        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128",
+        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128", "--smoke",
          "--memory-only", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
     )
@@ -85,13 +86,13 @@ def test_ours_alone_is_timed_and_measured_without_a_comparison(tmp_path):
     so no agreement and no ratio are reported, only our side's figures."""
     output = tmp_path / "ours.json"
     completed = subprocess.run(
-        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128",
+        [sys.executable, "benchmarks/whole_detector.py", "--detectors", "mask_rcnn", "--input-size", "128", "--smoke",
          "--rounds", "1", "--implementations", "ours", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     report = json.loads(output.read_text())
-    assert report["input_size"] == 128
+    assert report["input_size"] == 128 and report["smoke"] is True
     assert list(report["memory"]["mask_rcnn"]["peak_rss_growth_mb"]) == ["ours"]
     train, infer = report["results"]
     for row in (train, infer):
