@@ -1,5 +1,6 @@
 """Test-time augmentation (d2backbones.inference.tta): exactness at one identity scale,
 flip merging on a hand-made case, soft-NMS, every family's demo model, and the CLI."""
+import contextlib
 import json
 import math
 
@@ -7,11 +8,13 @@ import pytest
 import torch
 from conftest import dataset_flags
 from detectron2.config import LazyConfig, instantiate
-from detectron2.structures import Boxes, Instances
+from detectron2.structures import Boxes, Instances, pairwise_iou
 from omegaconf import OmegaConf
 
 from d2backbones.engine import cli, train_loop
-from d2backbones.inference.tta import DetectorWithTTA, maybe_with_tta, merge_detections
+from d2backbones.inference.tta import (
+    DetectorWithTTA, _padded_to, maybe_with_tta, merge_detections, weighted_boxes_fusion,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -78,51 +81,104 @@ def test_vitdet_copies_above_its_padding_square_get_their_own_square():
     assert tta._copy_square({"image": torch.zeros(3, 150, 100)}) == 160
 
 
-class MirroredObjectModel:
-    """Stands in for ``model.inference``: the input image is bright on its left half, so
-    an unflipped copy "sees" the object at BOX (mask on the box's left half) and a
-    flipped copy sees it mirrored (box mirrored, mask on the box's right half)."""
+class MirroredObject:
+    """Stands in for the detector's two passes (``DetectorWithTTA._box_pass`` and
+    ``_mask_pass``): the input image is bright on its left half, so an unflipped copy
+    "sees" the object at BOX (mask on the box's left half) and a flipped copy sees it
+    mirrored (box mirrored, mask on the box's right half). Its "features" are the copies."""
 
     BOX = [10.0, 20.0, 40.0, 60.0]
 
-    def __call__(self, inputs, given=None, do_postprocess=True):
+    @staticmethod
+    def flipped(image):
+        width = image.shape[2]
+        return bool(image[:, :, : width // 2].float().mean() < image[:, :, width // 2 :].float().mean())
+
+    def box_pass(self, inputs):
         outputs = []
-        for i, x in enumerate(inputs):
-            image = x["image"].float()
-            width = image.shape[2]
-            flipped = image[:, :, : width // 2].mean() < image[:, :, width // 2 :].mean()
-            inst = Instances(tuple(image.shape[1:]))
-            if given is None:
-                x0, y0, x1, y1 = self.BOX
-                box = [width - x1, y0, width - x0, y1] if flipped else self.BOX
-                inst.pred_boxes = Boxes(torch.tensor([box]))
-                inst.scores = torch.tensor([0.8 if flipped else 0.9])
-                inst.pred_classes = torch.tensor([1])
-            else:
-                inst = given[i]
-                masks = torch.zeros(len(inst), 1, 28, 28)
+        for x in inputs:
+            width = x["image"].shape[2]
+            x0, y0, x1, y1 = self.BOX
+            flipped = self.flipped(x["image"])
+            inst = Instances(tuple(x["image"].shape[1:]))
+            inst.pred_boxes = Boxes(torch.tensor([[width - x1, y0, width - x0, y1] if flipped else self.BOX]))
+            inst.scores = torch.tensor([0.8 if flipped else 0.9])
+            inst.pred_classes = torch.tensor([1])
+            outputs.append(inst)
+        return outputs, [(list(range(len(inputs))), inputs)]
+
+    def mask_pass(self, features_by_chunk, given):
+        for chunk, inputs in features_by_chunk:
+            for i in chunk:
+                flipped = self.flipped(inputs[i]["image"])
+                masks = torch.zeros(len(given[i]), 1, 28, 28)
                 masks[..., 14:] = 1.0 if flipped else 0.0
                 masks[..., :14] = 0.0 if flipped else 1.0
-                inst.pred_masks = masks
-            outputs.append(inst)
-        return outputs
+                given[i].pred_masks = masks
+        return given
 
 
 def test_flip_merging_on_a_hand_made_case(monkeypatch):
-    model = demo_model("configs/demo/convnext_tiny.py")
-    monkeypatch.setattr(model, "inference", MirroredObjectModel())
+    tta = DetectorWithTTA(demo_model("configs/demo/convnext_tiny.py"), min_sizes=[SIDE], flip=True)
+    monkeypatch.setattr(tta, "_box_pass", MirroredObject().box_pass)
+    monkeypatch.setattr(tta, "_mask_pass", MirroredObject().mask_pass)
     image = torch.zeros(3, SIDE, SIDE, dtype=torch.uint8)
     image[:, :, : SIDE // 2] = 255
-    out = DetectorWithTTA(model, min_sizes=[SIDE], flip=True)([{"image": image, "height": SIDE, "width": SIDE}])[0]["instances"]
+    out = tta([{"image": image, "height": SIDE, "width": SIDE}])[0]["instances"]
     # The mirrored detection maps back onto the unflipped one: NMS keeps the better score.
     assert len(out) == 1
-    assert out.pred_boxes.tensor.tolist() == [MirroredObjectModel.BOX]
+    assert out.pred_boxes.tensor.tolist() == [MirroredObject.BOX]
     assert out.scores.tolist() == [pytest.approx(0.9)]
     assert out.pred_classes.tolist() == [1]
     # The flipped copy's mask is mirrored back before averaging: the left half of the box only.
     mask = out.pred_masks[0]
     assert mask[20:60, 11:24].all()
     assert not mask[:, 26:].any() and not mask[:, :10].any()
+
+
+def boxes_only(instances):
+    """A copy of detections without masks, for a mask head to fill in."""
+    copied = Instances(instances.image_size)
+    for field in ("pred_boxes", "scores", "pred_classes"):
+        copied.set(field, instances.get(field).clone() if field != "pred_boxes" else instances.pred_boxes.clone())
+    return copied
+
+
+@torch.no_grad()
+def test_each_copy_goes_through_the_backbone_once_and_both_passes_equal_model_inference():
+    """The mask pass reads the box pass's features: one backbone call per chunk of
+    copies, and the same boxes and masks as ``model.inference`` (which would run the
+    backbone again for the masks), bit for bit."""
+    model = demo_model("configs/demo/vitdet_tiny.py")
+    tta = DetectorWithTTA(model, min_sizes=[96, 160], max_size=4000)
+    copies = tta.mapper(image_input())
+    for copy_input in copies:
+        copy_input.pop("transforms")
+    calls = []
+    real_backbone_forward = model.backbone.forward
+    model.backbone.forward = lambda x: calls.append(tuple(x.shape[2:])) or real_backbone_forward(x)
+    with tta._masks_off():
+        boxes, features_by_chunk = tta._box_pass(copies)
+    masks = tta._mask_pass(features_by_chunk, [boxes_only(b) for b in boxes])
+    # Two chunks: the 96-px copies padded to the model's square, the 160-px ones to 160.
+    assert calls == [(SIDE, SIDE), (160, 160)]
+
+    model.backbone.forward = real_backbone_forward
+    for chunk, _ in features_by_chunk:
+        chunk_copies = [copies[i] for i in chunk]
+        with contextlib.ExitStack() as stack:
+            side = max(chunk_copies[0]["image"].shape[1:])
+            if side > SIDE:
+                stack.enter_context(_padded_to(model.backbone, side))
+            with tta._masks_off():
+                reference_boxes = model.inference(chunk_copies, do_postprocess=False)
+            reference_masks = model.inference(chunk_copies, [boxes_only(boxes[i]) for i in chunk],
+                                              do_postprocess=False)
+        for i, box_ref, mask_ref in zip(chunk, reference_boxes, reference_masks):
+            assert len(boxes[i]) > 0
+            assert torch.equal(boxes[i].pred_boxes.tensor, box_ref.pred_boxes.tensor)
+            assert torch.equal(boxes[i].scores, box_ref.scores)
+            assert torch.equal(masks[i].pred_masks, mask_ref.pred_masks)
 
 
 def test_soft_nms_decays_an_overlapping_box_instead_of_dropping_it():
@@ -152,6 +208,51 @@ def test_weighted_boxes_fusion_averages_boxes_and_discounts_objects_few_copies_f
     # Boxes that overlap less than the threshold stay apart, at most num_copies share.
     apart = merge_detections(boxes[:2], scores[:2], classes[:2], (100, 100), 2, 0.8, -1, merge="wbf", num_copies=2)
     assert apart.scores.tolist() == pytest.approx([0.3, 0.1])
+
+
+def torch_weighted_boxes_fusion(boxes, scores, classes, num_copies, iou_thresh):
+    """The algorithm of ``weighted_boxes_fusion``'s docstring, step by step in torch with
+    detectron2's ``pairwise_iou``: the oracle for its NumPy loop."""
+    fused_boxes, fused_scores, fused_classes = [], [], []
+    for cls in classes.unique():
+        idx = torch.nonzero(classes == cls).flatten()
+        idx = idx[scores[idx].argsort(descending=True, stable=True)]
+        sums, weights, members, cluster_boxes = [], [], [], boxes.new_zeros(0, 4)
+        for box, score in zip(boxes[idx], scores[idx]):
+            ious = pairwise_iou(Boxes(box[None]), Boxes(cluster_boxes))[0]
+            if len(ious) and ious.max() > iou_thresh:
+                k = int(ious.argmax())
+                sums[k], weights[k], members[k] = sums[k] + score * box, weights[k] + score, members[k] + 1
+                cluster_boxes[k] = sums[k] / weights[k]
+            else:
+                sums.append(score * box)
+                weights.append(score)
+                members.append(1)
+                cluster_boxes = torch.cat([cluster_boxes, box[None]])
+        count = torch.tensor(members, dtype=scores.dtype)
+        fused_boxes.append(cluster_boxes)
+        fused_scores.append(torch.stack(weights) / count * count.clamp(max=num_copies) / num_copies)
+        fused_classes.append(classes.new_full((len(members),), int(cls)))
+    fused_scores = torch.cat(fused_scores)
+    order = fused_scores.argsort(descending=True, stable=True)
+    return torch.cat(fused_boxes)[order], fused_scores[order], torch.cat(fused_classes)[order]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_boxes_fusion_equals_the_step_by_step_torch_form_bit_for_bit(seed):
+    """Six jittered copies of 40 objects in 3 classes, as TTA gives them: clusters form."""
+    generator = torch.Generator().manual_seed(seed)
+    corners = torch.rand(40, 2, generator=generator) * 100
+    objects = torch.cat([corners, corners + 5 + torch.rand(40, 2, generator=generator) * 30], dim=1)
+    boxes = (objects.repeat(6, 1) + torch.randn(240, 4, generator=generator) * 2).clamp(min=0)
+    boxes[:, 2:] = torch.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    scores = torch.rand(240, generator=generator)
+    classes = torch.randint(0, 3, (40,), generator=generator).repeat(6)
+    fused = weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
+    reference = torch_weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
+    assert 40 <= len(fused[0]) < 240
+    for ours, theirs in zip(fused, reference):
+        assert torch.equal(ours, theirs)
 
 
 def test_aug_settings_default_to_off_and_reject_unknown_keys():
