@@ -1,6 +1,7 @@
 """d2backbones.benchmarking (tools/benchmark.py): measures a tiny config and writes JSON,
 markdown and PNG (no timing asserted)."""
 import json
+import mmap
 import os
 
 import pytest
@@ -126,9 +127,14 @@ def test_time_alternately_needs_a_timed_round():
 
 
 def test_peak_rss_growth_counts_an_allocation():
+    # An anonymous mmap, not a Python object: malloc may serve 64 MiB from memory an
+    # earlier test freed but left resident (a pytest worker after many tests), and
+    # the RSS would not grow; fresh mapped pages grow it once written.
     def allocate_64_mib():
-        block = bytes(range(256)) * (2**18)  # written, so resident
-        assert len(block) == 64 * 2**20
+        size = 64 * 2**20
+        with mmap.mmap(-1, size) as block:
+            for offset in range(0, size, mmap.PAGESIZE):
+                block[offset] = 1
 
     assert benchmark.peak_rss_growth_mb(allocate_64_mib) >= 48
 

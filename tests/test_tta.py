@@ -1,14 +1,17 @@
 """Test-time augmentation (d2backbones.inference.tta): exactness at one identity scale,
 flip merging on a hand-made case, soft-NMS, every family's demo model, and the CLI."""
 import contextlib
+import importlib.util
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from conftest import dataset_flags
 from detectron2.config import LazyConfig, instantiate
-from detectron2.structures import Boxes, Instances, pairwise_iou
+from detectron2.structures import Boxes, Instances
 from omegaconf import OmegaConf
 
 from d2backbones.engine import cli, train_loop
@@ -210,32 +213,12 @@ def test_weighted_boxes_fusion_averages_boxes_and_discounts_objects_few_copies_f
     assert apart.scores.tolist() == pytest.approx([0.3, 0.1])
 
 
-def torch_weighted_boxes_fusion(boxes, scores, classes, num_copies, iou_thresh):
-    """The algorithm of ``weighted_boxes_fusion``'s docstring, step by step in torch with
-    detectron2's ``pairwise_iou``: the oracle for its NumPy loop."""
-    fused_boxes, fused_scores, fused_classes = [], [], []
-    for cls in classes.unique():
-        idx = torch.nonzero(classes == cls).flatten()
-        idx = idx[scores[idx].argsort(descending=True, stable=True)]
-        sums, weights, members, cluster_boxes = [], [], [], boxes.new_zeros(0, 4)
-        for box, score in zip(boxes[idx], scores[idx]):
-            ious = pairwise_iou(Boxes(box[None]), Boxes(cluster_boxes))[0]
-            if len(ious) and ious.max() > iou_thresh:
-                k = int(ious.argmax())
-                sums[k], weights[k], members[k] = sums[k] + score * box, weights[k] + score, members[k] + 1
-                cluster_boxes[k] = sums[k] / weights[k]
-            else:
-                sums.append(score * box)
-                weights.append(score)
-                members.append(1)
-                cluster_boxes = torch.cat([cluster_boxes, box[None]])
-        count = torch.tensor(members, dtype=scores.dtype)
-        fused_boxes.append(cluster_boxes)
-        fused_scores.append(torch.stack(weights) / count * count.clamp(max=num_copies) / num_copies)
-        fused_classes.append(classes.new_full((len(members),), int(cls)))
-    fused_scores = torch.cat(fused_scores)
-    order = fused_scores.argsort(descending=True, stable=True)
-    return torch.cat(fused_boxes)[order], fused_scores[order], torch.cat(fused_classes)[order]
+def load_tta_speed():
+    """benchmarks/tta_speed.py as a module: its box-by-box torch fusion is the oracle."""
+    spec = importlib.util.spec_from_file_location("tta_speed", "benchmarks/tta_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -249,7 +232,7 @@ def test_weighted_boxes_fusion_equals_the_step_by_step_torch_form_bit_for_bit(se
     scores = torch.rand(240, generator=generator)
     classes = torch.randint(0, 3, (40,), generator=generator).repeat(6)
     fused = weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
-    reference = torch_weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
+    reference = load_tta_speed().torch_weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
     assert 40 <= len(fused[0]) < 240
     for ours, theirs in zip(fused, reference):
         assert torch.equal(ours, theirs)
@@ -291,3 +274,22 @@ def test_eval_only_with_tta_from_the_command_line(tiny_shapes, tmp_path, monkeyp
     assert evaluated[0].mapper.min_sizes == [96, 128, 160] and evaluated[0].mapper.flip
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert "bbox" in json.dumps(results) and "segm" in json.dumps(results)
+
+
+def test_tta_speed_benchmark_checks_the_paths_agree_then_times_them(tmp_path):
+    """benchmarks/tta_speed.py on 2 val images of an untrained demo (every RoI scored, so
+    there are detections to fuse and masks to compare); no timing is asserted."""
+    output = tmp_path / "tta_speed.json"
+    command = [sys.executable, "benchmarks/tta_speed.py", "--batches", "1", "--rounds", "1", "--threads", "1",
+               "--min-sizes", "96", "128", "--output", str(output), "dataloader.test.batch_size=2",
+               "model.roi_heads.box_predictor.test_score_thresh=0.0"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "both paths give equal detections" in completed.stdout
+    record = json.loads(output.read_text())
+    assert record["images"] == 2 and record["detections_per_image"] > 0
+    assert all(record["s_per_image"]["wall"][path] > 0 for path in ("before", "now"))
+
+    refused = subprocess.run(command[:2] + ["--rounds", "0"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("tta_speed: --batches and --rounds must be at least 1")
