@@ -164,12 +164,17 @@ def cli_error_line(argv, capsys):
     return lines[0]
 
 
-def load_tool(name):
-    """``tools/NAME.py`` as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, f"tools/{name}.py")
+def load_script(path):
+    """The script at ``path`` (``tools/``, ``benchmarks/``: scripts, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name):
+    """``tools/NAME.py`` as a module."""
+    return load_script(f"tools/{name}.py")
 
 
 def num_params(module):

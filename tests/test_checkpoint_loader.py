@@ -4,7 +4,6 @@ import argparse
 import functools
 import hashlib
 import http.server
-import importlib.util
 import os
 import pickle
 import socket
@@ -20,7 +19,7 @@ from timm.models.convnext import ConvNeXt as TimmConvNeXt
 from timm.models.swin_transformer import SwinTransformer as TimmSwin
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 
-from conftest import vit_block_state
+from conftest import load_tool, vit_block_state
 from d2backbones.checkpoint import (
     CheckpointError,
     CorruptCheckpointError,
@@ -461,15 +460,8 @@ def test_zoo_entries_name_existing_configs_and_published_numbers():
     assert (ZOO["vitdet/lvis/cascade_mask_rcnn_vitdet_b_100ep"].box_ap, ZOO["vitdet/lvis/cascade_mask_rcnn_vitdet_b_100ep"].mask_ap) == (43.0, 38.9)
 
 
-def load_convert_tool():
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", "tools/convert_checkpoint.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_readme_zoo_table_gives_every_entry_its_command():
-    tool = load_convert_tool()
+    tool = load_tool("convert_checkpoint")
     readme = open("README.md").read()
     rows = tool.zoo_table(count_params=False).splitlines()[2:]
     assert len(rows) == len(ZOO)
@@ -571,7 +563,7 @@ def test_download_gives_up_on_a_silent_server(cache):
 
 
 def test_convert_checkpoint_tool_writes_detector_keys(tmp_path):
-    tool = load_convert_tool()
+    tool = load_tool("convert_checkpoint")
     source = save({"model": mae_encoder()}, tmp_path / "mae.pth")
     output = tmp_path / "converted.pth"
     tool.main([source, "--from", "auto", "--to", "d2", "--family", "vitdet", "--output", str(output)])

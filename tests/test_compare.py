@@ -1,18 +1,11 @@
 """tools/compare.py: one markdown table and one plot from several results.json files."""
-import importlib.util
 import json
 import math
 
+from conftest import load_tool
 from PIL import Image
 
 from d2backbones.inference import json_safe, summarize
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, f"tools/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(directory, config, box, mask, lvis=False, zoo_name=None):

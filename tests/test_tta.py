@@ -1,7 +1,6 @@
 """Test-time augmentation (d2backbones.inference.tta): exactness at one identity scale,
 flip merging on a hand-made case, soft-NMS, every family's demo model, and the CLI."""
 import contextlib
-import importlib.util
 import json
 import math
 import subprocess
@@ -9,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import dataset_flags
+from conftest import dataset_flags, load_script
 from detectron2.config import LazyConfig, instantiate
 from detectron2.structures import Boxes, Instances
 from omegaconf import OmegaConf
@@ -213,14 +212,6 @@ def test_weighted_boxes_fusion_averages_boxes_and_discounts_objects_few_copies_f
     assert apart.scores.tolist() == pytest.approx([0.3, 0.1])
 
 
-def load_tta_speed():
-    """benchmarks/tta_speed.py as a module: its box-by-box torch fusion is the oracle."""
-    spec = importlib.util.spec_from_file_location("tta_speed", "benchmarks/tta_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_weighted_boxes_fusion_equals_the_step_by_step_torch_form_bit_for_bit(seed):
     """Six jittered copies of 40 objects in 3 classes, as TTA gives them: clusters form."""
@@ -232,7 +223,8 @@ def test_weighted_boxes_fusion_equals_the_step_by_step_torch_form_bit_for_bit(se
     scores = torch.rand(240, generator=generator)
     classes = torch.randint(0, 3, (40,), generator=generator).repeat(6)
     fused = weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
-    reference = load_tta_speed().torch_weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
+    # benchmarks/tta_speed.py's box-by-box torch fusion is the oracle.
+    reference = load_script("benchmarks/tta_speed.py").torch_weighted_boxes_fusion(boxes, scores, classes, 6, 0.55)
     assert 40 <= len(fused[0]) < 240
     for ours, theirs in zip(fused, reference):
         assert torch.equal(ours, theirs)

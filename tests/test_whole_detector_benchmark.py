@@ -2,20 +2,13 @@
 weights (the agreement the timings rest on), and detections are matched by box, not rank.
 The runs use ``--smoke`` (both sides' ViT and RoI counts shrunk alike: the same code
 paths and agreement checks in seconds). No timing is asserted."""
-import importlib.util
 import json
 import subprocess
 import sys
 
 import torch
+from conftest import load_script
 from detectron2.structures import Boxes, Instances
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("whole_detector", "benchmarks/whole_detector.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def detections(boxes, scores, classes):
@@ -28,7 +21,7 @@ def detections(boxes, scores, classes):
 
 
 def test_near_tied_detections_at_swapped_ranks_still_match():
-    benchmark = load_benchmark()
+    benchmark = load_script("benchmarks/whole_detector.py")
     ours = detections([[0, 0, 10, 10], [40, 40, 60, 60], [1, 1, 5, 5]], [0.9, 0.5, 0.5], [1, 2, 2])
     theirs = detections([[0, 0, 10, 10], [1, 1, 5, 5], [40, 40, 60.5, 60]], [0.9, 0.5, 0.5], [1, 2, 2])
     agreement = benchmark.detection_agreement([ours], [theirs])
