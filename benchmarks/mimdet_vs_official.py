@@ -5,11 +5,16 @@
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --sample-ratios 0.5 0.25 --inference
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --profile --no-memory --rounds 1
     benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official --batch-sizes 1 2 4 --rounds 1
+    benchmarks/mimdet_vs_official.py --official-path /tmp/mimdet_official \
+        --our-config configs/MIMDet/COCO/mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x_heads_recomputed.py
 
 ``--official-path`` is a checkout of https://github.com/hustvl/MIMDet (nothing is
 downloaded here; without the path the script prints one line and exits 0).
 
-Models: ours is ``configs/MIMDet/COCO/mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x.py``;
+Models: ours is ``configs/MIMDet/COCO/mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x.py``
+(``--our-config`` names another, e.g. its ``_heads_recomputed`` variant, which also
+recomputes the heads in backward: not the official checkpointing, so not the issue's
+like-for-like comparison; the profile's recompute estimate leaves the heads out);
 the official one is built from the checkout's own LazyConfig
 ``configs/mimdet/mimdet_vit_base_mask_rcnn_fpn_sr_0p5_800_1333_4xdec_coco_3x.py``
 (its ``models/`` package, imported with the checkout on ``sys.path``). On both sides:
@@ -19,7 +24,8 @@ the official one is built from the checkout's own LazyConfig
   ``stem_act_checkpoint``, both already True in our config). Differences that remain
   in *how*: the official code uses reentrant ``torch.utils.checkpoint`` and checkpoints
   a stage only when its input requires grad (so not ConvStem stage 0, whose input is the
-  image), and also checkpoints ``decoder_norm``; ours is non-reentrant.
+  image), and also checkpoints ``decoder_norm``; ours is non-reentrant and checkpoints
+  the four ConvStem stages as one segment (so the stride-2 map is not kept either).
 - SyncBN -> plain ``BN`` in the FPN and in the box and mask head convs (one process);
 - drop path as configured (encoder 0.1, decoder 0): both use timm's ``DropPath`` and
   preserve the RNG state through checkpointing, so the same seed draws the same masks;
@@ -184,11 +190,11 @@ def build_official(official_path):
     return model.train()
 
 
-def build_ours():
+def build_ours(config=OUR_CONFIG):
     """Our MIMDet-B Mask R-CNN from our config, BN for SyncBN, train mode."""
     from detectron2.config import LazyConfig, instantiate
 
-    cfg = LazyConfig.load(os.path.join(REPO, OUR_CONFIG))
+    cfg = LazyConfig.load(os.path.join(REPO, config))
     cfg.model.backbone.norm = "BN"
     cfg.model.roi_heads.box_head.conv_norm = "BN"
     cfg.model.roi_heads.mask_head.conv_norm = "BN"
@@ -221,12 +227,12 @@ def load_into_ours(ours, weights_path):
     return {"checkpoint_format": report.checkpoint_format, "matched_keys": len(report.matched)}
 
 
-def build_side(side, official_path, weights_path):
+def build_side(side, official_path, weights_path, our_config=OUR_CONFIG):
     if side == "official":
         model = build_official(official_path)
         model.load_state_dict(torch.load(weights_path)["model"])
     else:
-        model = build_ours()
+        model = build_ours(our_config)
         load_into_ours(model, weights_path)
     return model
 
@@ -563,10 +569,11 @@ def apply_experiment(model, experiment):
 
 
 # ---- memory in a fresh process ----------------------------------------------------------
-def memory_worker(side, ratio, input_size, batch_size, official_path, weights_path, experiment=None):
+def memory_worker(side, ratio, input_size, batch_size, official_path, weights_path, experiment=None,
+                  our_config=OUR_CONFIG):
     from d2backbones.benchmarking import peak_rss_growth_mb
 
-    model = build_side(side, official_path, weights_path)
+    model = build_side(side, official_path, weights_path, our_config)
     set_ratio(model, side, ratio)
     if side == "ours":
         apply_experiment(model, experiment)
@@ -581,7 +588,7 @@ def measure_memory(side, ratio, batch_size, args, weights_path, experiment=None)
 
     worker_args = ["--memory-worker", side, ratio, "--official-path", args.official_path, "--weights", weights_path,
                    "--input-size", f"{args.input_size[0]}x{args.input_size[1]}", "--batch-sizes", batch_size,
-                   "--threads", args.threads]
+                   "--threads", args.threads, "--our-config", args.our_config]
     if experiment:
         worker_args += ["--experiment", experiment]
     return run_worker(__file__, *worker_args)
@@ -668,6 +675,8 @@ def target_lines(rows):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--official-path", default=None, help="checkout of hustvl/MIMDet (skip when absent)")
+    parser.add_argument("--our-config", default=OUR_CONFIG,
+                        help="our side's LazyConfig, relative to the repository (e.g. the _heads_recomputed variant)")
     parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE)
     parser.add_argument("--sample-ratios", "--sample-ratio", type=float, nargs="+", default=[0.5])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="images per training step")
@@ -713,7 +722,7 @@ def main(argv=None):
         side, ratio = args.memory_worker
         add_official_to_path(args.official_path)
         print(memory_worker(side, float(ratio), args.input_size, args.batch_sizes[0], args.official_path, args.weights,
-                            args.experiment))
+                            args.experiment, args.our_config))
         return None
 
     from d2backbones.benchmarking import machine_description
@@ -730,7 +739,7 @@ def main(argv=None):
     official = build_official(args.official_path)
     torch.save({"model": shared_weights(official)}, weights_path)
     official.load_state_dict(torch.load(weights_path)["model"])
-    ours = build_ours()
+    ours = build_ours(args.our_config)
     report["weights"] = load_into_ours(ours, weights_path)
     models = {"ours": ours, "official": official}
     kept = KeptIds(models)

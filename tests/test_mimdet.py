@@ -3,10 +3,12 @@ equivalence with hand-built timm computations (every token, and fixed kept token
 ratio 0.5), gradients, SyncBN over two gloo processes, MAE checkpoint conversion, and
 a short training run. (``tools/train_net.py`` runs of the demo config are covered by
 tests/test_configs.py for building and by the demo itself for training.)"""
+import gc
 import logging
 import math
 import os
 import time
+import weakref
 from functools import partial
 
 import pytest
@@ -83,6 +85,20 @@ def test_conv_stem_of_vit_b():
     assert all(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in stem.modules() if "Norm" in type(m).__name__)
     maps = ConvStem(embed_dim=64)(torch.randn(1, 3, 64, 96))
     assert [tuple(m.shape) for m in maps] == [(1, 16, 16, 24), (1, 32, 8, 12), (1, 64, 4, 6)]
+
+
+def test_checkpointed_conv_stem_frees_its_stride_2_map_after_forward():
+    """The stem's one checkpoint segment keeps the image and the three outputs, not the
+    stride-2 map (the next stage's input, which a checkpoint per stage would keep)."""
+    for checkpointed in (False, True):
+        stem = ConvStem(embed_dim=64, use_act_checkpoint=checkpointed).train()
+        stride_2_maps = []
+        stem.proj[0].register_forward_hook(lambda module, inputs, output: stride_2_maps.append(weakref.ref(output)))
+        maps = stem(torch.randn(1, 3, 64, 96))
+        gc.collect()
+        assert (stride_2_maps[0]() is None) == checkpointed
+        sum(m.square().mean() for m in maps).backward()
+        assert all(p.grad is not None for p in stem.parameters())
 
 
 @pytest.mark.parametrize(

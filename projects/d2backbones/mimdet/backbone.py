@@ -55,7 +55,7 @@ class MIMDetEncoder(nn.Module):
         Args:
             img_size (int): side of the square grid ``pos_embed`` is stored at, over 16.
             use_act_checkpoint (bool): recompute each encoder block in the backward pass.
-            stem_act_checkpoint (bool): the same for each ConvStem stage.
+            stem_act_checkpoint (bool): the same for the ConvStem, as one segment.
             Others as in a timm / MAE ViT.
         """
         super().__init__()

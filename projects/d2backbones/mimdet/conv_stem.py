@@ -23,6 +23,12 @@ class ConvStem(nn.Module):
     """
 
     def __init__(self, in_chans=3, embed_dim=768, use_act_checkpoint=False):
+        """
+        Args:
+            use_act_checkpoint (bool): in training, recompute the stem's activations in
+                the backward pass instead of storing them; only the image and the three
+                output maps are kept.
+        """
         super().__init__()
         if embed_dim % 2 ** (STEM_DEPTH - 1):
             raise ValueError(f"ConvStem halves embed_dim={embed_dim} three times; it must be divisible by 8")
@@ -42,12 +48,17 @@ class ConvStem(nn.Module):
         self.proj = nn.ModuleList(stages)
 
     def forward(self, x):
+        # One checkpointed segment for the four stages, not one per stage: the stride-2
+        # map (the largest of the stem, 89 MB for an 800x1216 image) is then not kept
+        # as the next stage's input, and backward recomputes each stage once either way.
+        if self.use_act_checkpoint and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._stages, x, use_reentrant=False)
+        return self._stages(x)
+
+    def _stages(self, x):
         maps = []
         for stage in self.proj:
-            if self.use_act_checkpoint and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
-            else:
-                x = stage(x)
+            x = stage(x)
             maps.append(x)
         # The stride-2 map is too large and too shallow to be a pyramid level.
         return maps[1:]

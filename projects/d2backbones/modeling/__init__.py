@@ -1,5 +1,18 @@
 """Detector parts shared by several backbone families (ROI heads, builders)."""
 from .cascade_roi_heads import MMDetCascadeROIHeads
+from .checkpointed_heads import (
+    CheckpointedFastRCNNConvFCHead,
+    CheckpointedMaskRCNNConvUpsampleHead,
+    CheckpointedRPNHead,
+    recompute_in_backward,
+)
 from .chunked_roi_heads import ChunkedStandardROIHeads
 
-__all__ = ["ChunkedStandardROIHeads", "MMDetCascadeROIHeads"]
+__all__ = [
+    "CheckpointedFastRCNNConvFCHead",
+    "CheckpointedMaskRCNNConvUpsampleHead",
+    "CheckpointedRPNHead",
+    "ChunkedStandardROIHeads",
+    "MMDetCascadeROIHeads",
+    "recompute_in_backward",
+]
