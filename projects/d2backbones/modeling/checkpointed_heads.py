@@ -19,8 +19,8 @@ BatchNorm in a head (the box and mask head convs' ``conv_norm``) updates its run
 statistics in each forward; :func:`recompute_in_backward` restores them after the
 recomputation, so they move once per step, as without checkpointing. A BatchNorm
 synchronised across processes (``NaiveSyncBatchNorm``, ``nn.SyncBatchNorm``) repeats its
-all-reduce in the recomputation: every process recomputes the same heads in the same
-order, as the backward of a DDP model does.
+all-reduce in the recomputation, inside DDP's backward; the tests cover one process
+only, so that multi-process path is untested.
 """
 import contextlib
 from functools import partial
