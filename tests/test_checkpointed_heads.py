@@ -103,7 +103,8 @@ def test_same_outputs_gradients_and_norm_statistics_as_detectron2s_head(kind):
         tensors = leaves(inputs)
         loss, kept, output_bytes = loss_and_saved_bytes(lambda: run(head, *call_with(inputs, tensors)))
         loss.backward()
-        results[name] = {"loss": loss.detach(), "kept": kept, "output_bytes": output_bytes, "input_grads": [t.grad for t in tensors],
+        results[name] = {"loss": loss.detach(), "kept": kept, "output_bytes": output_bytes,
+                         "input_grads": [t.grad for t in tensors],
                          "param_grads": {n: p.grad for n, p in head.named_parameters()},
                          "buffers": {n: b.clone() for n, b in head.named_buffers()}}
     plain_run, checkpointed_run = results["plain"], results["checkpointed"]

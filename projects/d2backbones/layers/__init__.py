@@ -1,4 +1,5 @@
 """Blocks shared by every backbone family: written once, used by all."""
+from .act_checkpoint import recompute_in_backward
 from .attention import Attention, get_rel_pos
 from .lr_decay import layer_decay_factor
 from .masking import (
@@ -34,6 +35,7 @@ __all__ = [
     "num_visible_tokens",
     "random_masking",
     "random_patch_masking",
+    "recompute_in_backward",
     "resize_abs_pos_embed",
     "resize_rel_pos_bias_table",
     "run_token_blocks",

@@ -1,5 +1,5 @@
 """Running the (B, H, W, C) ViT blocks on a token sequence that has no grid."""
-import torch.utils.checkpoint
+from .act_checkpoint import recompute_in_backward
 
 __all__ = ["run_token_blocks"]
 
@@ -16,8 +16,5 @@ def run_token_blocks(blocks, tokens, use_act_checkpoint=False):
     """
     x = tokens[:, None]
     for block in blocks:
-        if use_act_checkpoint and block.training and torch.is_grad_enabled():
-            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-        else:
-            x = block(x)
+        x = recompute_in_backward(block, block, x) if use_act_checkpoint else block(x)
     return x[:, 0]

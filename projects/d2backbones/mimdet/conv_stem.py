@@ -1,8 +1,8 @@
 """MIMDet's convolutional stem, which replaces the ViT's patchify stem and gives the
 high-resolution pyramid levels (c2, c3) and the stride-16 tokens."""
-import torch
 import torch.nn as nn
-import torch.utils.checkpoint
+
+from ..layers import recompute_in_backward
 
 __all__ = ["ConvStem", "TOKEN_STRIDE"]
 
@@ -51,9 +51,7 @@ class ConvStem(nn.Module):
         # One checkpointed segment for the four stages, not one per stage: the stride-2
         # map (the largest of the stem, 89 MB for an 800x1216 image) is then not kept
         # as the next stage's input, and backward recomputes each stage once either way.
-        if self.use_act_checkpoint and self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(self._stages, x, use_reentrant=False)
-        return self._stages(x)
+        return recompute_in_backward(self, self._stages, x) if self.use_act_checkpoint else self._stages(x)
 
     def _stages(self, x):
         maps = []

@@ -4,7 +4,6 @@ from .checkpointed_heads import (
     CheckpointedFastRCNNConvFCHead,
     CheckpointedMaskRCNNConvUpsampleHead,
     CheckpointedRPNHead,
-    recompute_in_backward,
 )
 from .chunked_roi_heads import ChunkedStandardROIHeads
 
@@ -14,5 +13,4 @@ __all__ = [
     "CheckpointedRPNHead",
     "ChunkedStandardROIHeads",
     "MMDetCascadeROIHeads",
-    "recompute_in_backward",
 ]

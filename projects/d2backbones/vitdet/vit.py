@@ -10,10 +10,9 @@ never builds the N x N rel-pos tensor (blockwise on the CPU, folded into
 """
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint
 from detectron2.modeling import Backbone
 
-from ..layers import Block, PatchEmbed, resize_abs_pos_embed
+from ..layers import Block, PatchEmbed, recompute_in_backward, resize_abs_pos_embed
 
 __all__ = ["ViT"]
 
@@ -119,10 +118,7 @@ class ViT(Backbone):
         if self.pos_embed is not None:
             x = x + resize_abs_pos_embed(self.pos_embed, self.pretrain_use_cls_token, x.shape[1:3])
         for block in self.blocks:
-            if self.use_act_checkpoint and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = recompute_in_backward(block, block, x) if self.use_act_checkpoint else block(x)
         return {self._out_features[0]: x.permute(0, 3, 1, 2)}
 
 
