@@ -706,6 +706,9 @@ def parse_args(argv=None):
         parser.exit(2, "mimdet_vs_official: need --rounds >= 1, --warmup-rounds >= 0 and --threads >= 1\n")
     if any(not 0.0 < r <= 1.0 for r in args.sample_ratios):
         parser.exit(2, f"mimdet_vs_official: sample ratios must be in (0, 1], got {args.sample_ratios}\n")
+    if not os.path.isfile(os.path.join(REPO, args.our_config)):
+        parser.exit(2, f"mimdet_vs_official: --our-config {args.our_config} is not a file; give a config path "
+                       f"relative to the repository, e.g. {OUR_CONFIG}\n")
     return args
 
 

@@ -36,6 +36,7 @@ def test_skips_without_official_path(tmp_path):
     (["--rounds", "0"], "--rounds >= 1"),
     (["--sample-ratios", "0.5", "1.5"], "sample ratios must be in (0, 1]"),
     (["--batch-sizes", "2", "0"], "batch sizes must be >= 1"),
+    (["--our-config", "configs/MIMDet/COCO/missing.py"], "--our-config configs/MIMDet/COCO/missing.py is not a file"),
 ])
 def test_bad_arguments_get_one_line(args, problem, tmp_path):
     result = subprocess.run([sys.executable, SCRIPT, *args, "--output", str(tmp_path / "out.json")], cwd=REPO,
